@@ -1,0 +1,293 @@
+"""Pure resolution of authority: grants, usage and rates in, a Verdict out. No I/O here.
+
+Rules (DESIGN.md 1, 2, 3, 5):
+- deny by default: without an applicable permit nothing is allowed;
+- a suspension (forbid grant) at any level forbids, one-off grants included;
+- a one-off grant covers an amount on its own case when what is left of it covers it whole;
+- otherwise the most specific level with a permit decides: person over team over role. Within a
+  level the grant in the decision's currency is preferred, then the higher per-case limit, then
+  the higher period limit, then the oldest grant;
+- the amount, converted to the deciding grant's currency with the latest dated rate and rounded
+  up, must fit both the per-case headroom (everything of the kind decided on the case, whoever
+  decided it) and the agent's period headroom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from authority import periods, usage
+from authority.models import Effect, Grant, Period
+from authority.quantities import convert, format_quantity
+
+from .verdict import Consumption, GrantRef, Verdict
+
+LEVEL_ORDER = ("person", "team", "role")
+_INFINITY = Decimal("Infinity")
+
+
+@dataclass(frozen=True)
+class Question:
+    agent_id: int
+    kind_code: str
+    kind_name: str
+    unit: str
+    amount: Decimal
+    currency: str
+    case_id: int
+    case_reference: str
+    case_category: str
+    customer_tier: str
+    at: datetime
+    tz: ZoneInfo
+
+
+def grant_ref(grant: Grant) -> GrantRef:
+    return GrantRef(
+        id=grant.pk,
+        lineage=grant.lineage or grant.pk,
+        version=grant.version,
+        level=grant.level,
+        effect=grant.effect,
+        subject=grant.subject_label,
+    )
+
+
+def in_scope(grant: Grant, question: Question) -> bool:
+    if grant.case_id is not None and grant.case_id != question.case_id:
+        return False
+    if grant.scope_categories and question.case_category not in grant.scope_categories:
+        return False
+    return not (grant.scope_tiers and question.customer_tier not in grant.scope_tiers)
+
+
+def counters_needed(question: Question, grants: Iterable[Grant]) -> list[str]:
+    """Return the usage counter keys a resolution over these grants will read."""
+    keys: set[str] = set()
+    for grant in grants:
+        if grant.effect != Effect.PERMIT:
+            continue
+        if grant.case_id is not None:
+            keys.add(usage.one_off_key(grant_id=grant.pk))
+            continue
+        keys.add(usage.case_key(case_id=question.case_id, kind_code=question.kind_code, currency=grant.currency))
+        start = periods.bucket_start(grant.period, question.at, question.tz)
+        if start is not None:
+            keys.add(
+                usage.period_key(
+                    agent_id=question.agent_id,
+                    kind_code=question.kind_code,
+                    currency=grant.currency,
+                    period=grant.period,
+                    start=start,
+                )
+            )
+    return sorted(keys)
+
+
+def _generosity(grant: Grant, currency: str) -> tuple:
+    return (
+        grant.currency == currency,
+        grant.per_case_limit if grant.per_case_limit is not None else _INFINITY,
+        grant.period_limit if grant.period_limit is not None else _INFINITY,
+        -grant.pk,
+    )
+
+
+def choose_deciding_grant(question: Question, permits: list[Grant]) -> Grant | None:
+    for level in LEVEL_ORDER:
+        at_level = [grant for grant in permits if grant.level == level]
+        if at_level:
+            return max(at_level, key=lambda grant: _generosity(grant, question.currency))
+    return None
+
+
+def currencies_needed(question: Question, grants: Iterable[Grant]) -> set[str]:
+    return {g.currency for g in grants if g.currency and question.currency and g.currency != question.currency}
+
+
+def resolve(
+    question: Question,
+    grants: Iterable[Grant],
+    used: Mapping[str, Decimal],
+    rates: Mapping[str, tuple[Decimal, date]],
+    approvers: list[str] | None = None,
+) -> Verdict:
+    """Decide. `rates` maps a target currency to (rate from the question's currency, rate date)."""
+    applicable = [grant for grant in grants if in_scope(grant, question)]
+    fmt = _formatter(question)
+    base = {
+        "kind": question.kind_code,
+        "unit": question.unit,
+        "amount": question.amount,
+        "currency": question.currency,
+        "evaluated_at": question.at,
+        "approvers": list(approvers or []),
+    }
+
+    forbids = [grant for grant in applicable if grant.effect == Effect.FORBID]
+    if forbids:
+        reasons = [
+            f"Suspended: {grant.subject_label} may not decide {question.kind_name.lower()} "
+            f"(grant {grant.label}{': ' + grant.reason if grant.reason else ''})."
+            for grant in sorted(forbids, key=lambda g: g.pk)
+        ]
+        return Verdict(
+            allowed=False,
+            reasons=reasons,
+            deciding_grants=[grant_ref(g) for g in forbids],
+            level=forbids[0].level,
+            suspended=True,
+            **{**base, "approvers": []},
+        )
+
+    permits = [grant for grant in applicable if grant.effect == Effect.PERMIT]
+    for grant in sorted((g for g in permits if g.case_id is not None), key=lambda g: g.pk):
+        verdict = _try_one_off(question, grant, used, rates, base, fmt)
+        if verdict is not None:
+            return verdict
+
+    grant = choose_deciding_grant(question, [g for g in permits if g.case_id is None])
+    if grant is None:
+        return Verdict(
+            allowed=False,
+            reasons=[f"No grant gives you authority to decide {question.kind_name.lower()} on this case."],
+            **base,
+        )
+
+    counted = _counted_amount(question, grant, rates)
+    if counted is None:
+        return Verdict(
+            allowed=False,
+            reasons=[f"No exchange rate from {question.currency} to {grant.currency} on or before "
+                     f"{question.at.astimezone(question.tz).date():%d %b %Y}."],
+            deciding_grants=[grant_ref(grant)],
+            level=grant.level,
+            **base,
+        )
+    amount, rate, rate_date = counted
+    case_k = usage.case_key(case_id=question.case_id, kind_code=question.kind_code, currency=grant.currency)
+    case_used = used.get(case_k, Decimal(0))
+    case_left = None if grant.per_case_limit is None else max(grant.per_case_limit - case_used, Decimal(0))
+    start = periods.bucket_start(grant.period, question.at, question.tz)
+    period_used = period_left = resets = None
+    consumptions = [Consumption(key=case_k, scope="case", amount=amount, cap=grant.per_case_limit,
+                                currency=grant.currency)]
+    if start is not None:
+        period_k = usage.period_key(agent_id=question.agent_id, kind_code=question.kind_code,
+                                    currency=grant.currency, period=grant.period, start=start)
+        period_used = used.get(period_k, Decimal(0))
+        if grant.period_limit is not None:
+            period_left = max(grant.period_limit - period_used, Decimal(0))
+        resets = periods.resets_at(grant.period, question.at, question.tz)
+        consumptions.append(Consumption(key=period_k, scope="period", amount=amount, cap=grant.period_limit,
+                                        currency=grant.currency, period=grant.period, bucket_start=start))
+
+    within_case = case_left is None or amount <= case_left
+    within_period = period_left is None or amount <= period_left
+    allowed = within_case and within_period
+    reasons = _headroom_reasons(question, grant, amount, case_left, period_left, resets, within_case,
+                                within_period, fmt)
+    if rate is not None:
+        reasons.append(f"Converted {fmt(question.amount, question.currency)} to {fmt(amount, grant.currency)} "
+                       f"at {rate} ({rate_date:%d %b %Y} rate, rounded up).")
+    return Verdict(
+        allowed=allowed,
+        reasons=reasons,
+        deciding_grants=[grant_ref(grant)],
+        level=grant.level,
+        counted_amount=amount,
+        counted_currency=grant.currency,
+        rate=rate,
+        rate_date=rate_date,
+        per_case_limit=grant.per_case_limit,
+        per_case_used=case_used,
+        per_case_headroom=case_left,
+        period=grant.period,
+        period_limit=grant.period_limit,
+        period_used=period_used,
+        period_headroom=period_left,
+        period_resets_at=resets,
+        consumptions=consumptions if allowed else [],
+        **{**base, "approvers": [] if allowed else base["approvers"]},
+    )
+
+
+def _formatter(question: Question):
+    def fmt(value: Decimal | None, currency: str = "") -> str:
+        return format_quantity(value, unit=question.unit, currency=currency)
+
+    return fmt
+
+
+def _counted_amount(question: Question, grant: Grant, rates) -> tuple[Decimal, Decimal | None, date | None] | None:
+    if not grant.currency or grant.currency == question.currency:
+        return question.amount, None, None
+    if grant.currency not in rates:
+        return None
+    rate, rate_date = rates[grant.currency]
+    return convert(question.amount, rate=rate, to_currency=grant.currency), rate, rate_date
+
+
+def _try_one_off(question, grant, used, rates, base, fmt) -> Verdict | None:
+    counted = _counted_amount(question, grant, rates)
+    if counted is None or grant.per_case_limit is None:
+        return None
+    amount, rate, rate_date = counted
+    key = usage.one_off_key(grant_id=grant.pk)
+    left = max(grant.per_case_limit - used.get(key, Decimal(0)), Decimal(0))
+    if amount > left:
+        return None
+    case_k = usage.case_key(case_id=question.case_id, kind_code=question.kind_code, currency=grant.currency)
+    until = f" until {grant.valid_until.astimezone(question.tz):%d %b %Y %H:%M}" if grant.valid_until else ""
+    return Verdict(
+        allowed=True,
+        reasons=[f"Covered by one-off grant {grant.label} for case {question.case_reference}: "
+                 f"{fmt(left, grant.currency)} of it left{until}."],
+        deciding_grants=[grant_ref(grant)],
+        level="one-off",
+        via_one_off=grant.pk,
+        counted_amount=amount,
+        counted_currency=grant.currency,
+        rate=rate,
+        rate_date=rate_date,
+        per_case_limit=grant.per_case_limit,
+        per_case_used=grant.per_case_limit - left,
+        per_case_headroom=left,
+        consumptions=[
+            Consumption(key=key, scope="one_off", amount=amount, cap=grant.per_case_limit,
+                        currency=grant.currency, grant_id=grant.pk),
+            # The case counter still rises, so later decisions on the case see everything decided.
+            Consumption(key=case_k, scope="case", amount=amount, cap=None, currency=grant.currency),
+        ],
+        **{**base, "approvers": []},
+    )
+
+
+def _headroom_reasons(question, grant, amount, case_left, period_left, resets, within_case, within_period, fmt):
+    reasons = []
+    cur = grant.currency
+    needs = fmt(amount, cur)
+    source = f"{grant.level} grant {grant.label}"
+    if not within_case:
+        reasons.append(f"Over your per-case limit: {fmt(case_left, cur)} left on case {question.case_reference}, "
+                       f"this needs {needs} ({source}).")
+    if not within_period:
+        when = periods.PERIOD_ADJECTIVE[Period(grant.period)]
+        reset_text = f"; resets {resets.astimezone(question.tz):%d %b %Y %H:%M} {question.tz.key}" if resets else ""
+        reasons.append(f"Over your {grant.get_period_display().lower()} cap: {fmt(period_left, cur)} left {when}, "
+                       f"this needs {needs}{reset_text} ({source}).")
+    if within_case and within_period:
+        case_text = "no per-case limit" if case_left is None else f"{fmt(case_left, cur)} left on this case"
+        if grant.period == Period.NONE:
+            period_text = "no period cap"
+        elif period_left is None:
+            period_text = f"no {grant.get_period_display().lower()} cap"
+        else:
+            period_text = f"{fmt(period_left, cur)} left {periods.PERIOD_ADJECTIVE[Period(grant.period)]}"
+        reasons.append(f"Within your authority: {case_text}, {period_text} ({source}).")
+    return reasons

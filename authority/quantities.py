@@ -1,0 +1,117 @@
+"""Exact amounts: parsing, validation, conversion and display.
+
+Every amount that enters the product passes `parse_amount`, so bad input becomes a clear
+ValidationError at the edge instead of a 500 (or worse, a silently rounded refund).
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_UP, Decimal, InvalidOperation
+
+import moneyed
+from django.core.exceptions import ValidationError
+
+from .models import AuthorityKind, Unit
+
+# Far above any real refund, far below the column's 15 integer digits.
+MAX_AMOUNT = Decimal("1000000000")
+PERCENT_MAX = Decimal("100")
+PERCENT_PLACES = 2
+
+
+def currency_exponent(code: str) -> int:
+    """Return the number of minor-unit digits of an ISO 4217 currency (EUR 2, JPY 0, KWD 3)."""
+    currency = known_currency(code)
+    return round(math.log10(currency.sub_unit)) if currency.sub_unit else 0
+
+
+def known_currency(code: str) -> moneyed.Currency:
+    if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not code.isupper():
+        raise ValidationError(f"{code!r} is not an ISO 4217 currency code (three capital letters).", code="currency")
+    try:
+        currency = moneyed.get_currency(code)
+    except moneyed.CurrencyDoesNotExist:
+        raise ValidationError(f"{code} is not a known ISO 4217 currency.", code="currency") from None
+    if code == "XXX":
+        raise ValidationError("XXX (no currency) cannot carry an amount.", code="currency")
+    return currency
+
+
+def allowed_places(*, unit: str, currency: str | None) -> int:
+    if unit == Unit.MONEY:
+        return currency_exponent(currency or "")
+    if unit == Unit.PERCENT:
+        return PERCENT_PLACES
+    return 0
+
+
+def parse_amount(value, *, kind: AuthorityKind, currency: str | None, field: str = "amount") -> Decimal:
+    """Return `value` as an exact positive Decimal valid for the kind's unit, or raise ValidationError.
+
+    Money needs a known currency and at most that currency's minor digits; months and counts are
+    whole numbers; percentages have at most two decimals and never exceed 100.
+    """
+    if kind.is_money:
+        if not currency:
+            raise ValidationError({"currency": f"{kind.name} is money: give a currency."})
+        try:
+            known_currency(currency)
+        except ValidationError as error:
+            raise ValidationError({"currency": error.messages}) from None
+    elif currency:
+        raise ValidationError({"currency": f"{kind.name} is counted in {kind.get_unit_display().lower()}, not money."})
+    amount = to_decimal(value, field=field)
+    if amount <= 0:
+        raise ValidationError({field: "The amount must be greater than zero."})
+    limit = PERCENT_MAX if kind.unit == Unit.PERCENT else MAX_AMOUNT
+    if amount > limit:
+        raise ValidationError({field: f"The amount must not exceed {format_plain(limit)}."})
+    places = allowed_places(unit=kind.unit, currency=currency)
+    if -amount.as_tuple().exponent > places and amount != amount.quantize(Decimal(1).scaleb(-places)):
+        what = currency if kind.is_money else kind.get_unit_display().lower()
+        raise ValidationError({field: f"{what} amounts have at most {places} decimal place(s)."})
+    return amount
+
+
+def to_decimal(value, *, field: str = "amount") -> Decimal:
+    if isinstance(value, bool) or value is None or value == "":
+        raise ValidationError({field: "Give an amount as a number, e.g. 120.50."})
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise ValidationError({field: f"{str(value)[:40]!r} is not a number."}) from None
+    if not amount.is_finite():
+        raise ValidationError({field: "The amount must be a finite number."})
+    return amount
+
+
+def convert(amount: Decimal, *, rate: Decimal, to_currency: str) -> Decimal:
+    """Convert with a dated rate, rounding up to the target's minor unit.
+
+    Rounding up is deliberate: a conversion must never make a decision look smaller than it is.
+    """
+    places = currency_exponent(to_currency)
+    return (amount * rate).quantize(Decimal(1).scaleb(-places), rounding=ROUND_UP)
+
+
+def format_plain(value: Decimal) -> str:
+    text = format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
+    return text
+
+
+def format_quantity(value: Decimal | None, *, unit: str, currency: str = "") -> str:
+    """Format for people: '1,200.00 EUR', '3 months', '12.5%', '2'."""
+    if value is None:
+        return "no limit"
+    if unit == Unit.MONEY:
+        places = currency_exponent(currency) if currency else 2
+        return f"{value.quantize(Decimal(1).scaleb(-places)):,.{places}f} {currency}".strip()
+    if unit == Unit.MONTHS:
+        number = format_plain(value)
+        return f"{number} month" if number == "1" else f"{number} months"
+    if unit == Unit.PERCENT:
+        return f"{format_plain(value.normalize())}%"
+    return format_plain(value)

@@ -1,0 +1,6 @@
+"""The tamper-evident audit log: record events, verify the chain, sign checkpoints."""
+
+from .chain import GENESIS_HASH, canonical_json, event_hash
+from .record import audit_record, snapshot_value
+
+__all__ = ["GENESIS_HASH", "audit_record", "canonical_json", "event_hash", "snapshot_value"]

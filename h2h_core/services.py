@@ -1,0 +1,316 @@
+"""Every write of the case domain. Web views, the API, workflows, admin and commands call these."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from djmoney.money import Money
+from guardian.shortcuts import assign_perm
+
+from . import access, sla
+from .audit import audit_record
+from .errors import CaseNotOpen, NotAllowed, NotCaseOwner
+from .models import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier, Team
+from .models.cases import OPEN_STATUSES
+from .stakes import stakes_score
+
+User = get_user_model()
+
+
+def case_snapshot(case: Case) -> dict:
+    """Return what the audit log keeps of a case: references and state, no customer details."""
+    return {
+        "reference": case.reference,
+        "customer_id": case.customer_id,
+        "category": case.category,
+        "status": case.status,
+        "team_id": case.team_id,
+        "owner_id": case.owner_id,
+        "stakes_score": case.stakes_score,
+        "amount_at_stake": str(case.amount_at_stake.amount),
+        "currency": str(case.amount_at_stake.currency),
+        "sla_breached": case.sla_breached,
+    }
+
+
+def _event(case: Case, *, actor, kind: str, text: str = "", at: datetime | None = None) -> CaseEvent:
+    return CaseEvent.objects.create(case=case, actor=actor, kind=kind, text=text, at=at or timezone.now())
+
+
+def _locked_case(case: Case) -> Case:
+    return Case.objects.select_for_update().select_related("customer").get(pk=case.pk)
+
+
+# --- customers and teams -------------------------------------------------------------------
+
+
+def customer_create(
+    *,
+    actor,
+    name: str,
+    tier: str = CustomerTier.STANDARD,
+    annual_value: Decimal,
+    currency: str,
+    customer_since: date,
+    email: str = "",
+) -> Customer:
+    """Create a customer; only the id and tier reach the audit log."""
+    if not name.strip():
+        raise ValidationError({"name": "Give the customer's name."})
+    if tier not in CustomerTier.values:
+        raise ValidationError({"tier": f"Unknown tier {tier!r}."})
+    customer = Customer(
+        name=name.strip(),
+        email=email,
+        tier=tier,
+        annual_value=Money(annual_value, currency),
+        customer_since=customer_since,
+    )
+    customer.full_clean()
+    with transaction.atomic(durable=True):
+        customer.save()
+        audit_record(actor=actor, action="customer.created", object_type="customer", object_id=customer.pk,
+                     after={"tier": tier, "customer_since": customer_since})
+    return customer
+
+
+def team_create(*, actor, name: str, slug: str) -> Team:
+    with transaction.atomic(durable=True):
+        team = Team.objects.create(name=name, slug=slug)
+        audit_record(actor=actor, action="team.created", object_type="team", object_id=team.pk,
+                     after={"name": name, "slug": slug})
+    return team
+
+
+def team_add_member(*, actor, team: Team, user) -> None:
+    with transaction.atomic(durable=True):
+        team.members.add(user)
+        audit_record(actor=actor, action="team.member_added", object_type="team", object_id=team.pk,
+                     after={"user_id": user.pk})
+
+
+def team_add_manager(*, actor, team: Team, user) -> None:
+    """Make `user` a manager of `team`: the object permission that puts them in its approver pool."""
+    with transaction.atomic(durable=True):
+        assign_perm("h2h_core.manage_team", user, team)
+        audit_record(actor=actor, action="team.manager_added", object_type="team", object_id=team.pk,
+                     after={"user_id": user.pk})
+
+
+def user_set_roles(*, actor, user, roles: list[str]) -> None:
+    """Replace the user's roles (Django groups). Nobody changes their own roles."""
+    if actor is not None and actor.pk == user.pk:
+        raise NotAllowed("Nobody changes their own roles.")
+    groups = [Group.objects.get_or_create(name=role)[0] for role in roles]
+    with transaction.atomic(durable=True):
+        before = sorted(user.groups.values_list("name", flat=True))
+        user.groups.set(groups)
+        audit_record(actor=actor, action="user.roles_changed", object_type="user", object_id=user.pk,
+                     before=before, after=sorted(roles))
+
+
+# --- cases ---------------------------------------------------------------------------------
+
+
+def case_open(
+    *,
+    actor,
+    customer: Customer,
+    subject: str,
+    category: str,
+    amount_at_stake: Decimal,
+    currency: str,
+    description: str = "",
+    opened_at: datetime | None = None,
+) -> Case:
+    """Take a case in (intake), score it and route it to its team's queue (triage)."""
+    errors = {}
+    if not subject.strip():
+        errors["subject"] = "Give the case a subject."
+    if category not in CaseCategory.values:
+        errors["category"] = f"Unknown category {category!r}."
+    if amount_at_stake is None or Decimal(amount_at_stake) < 0:
+        errors["amount_at_stake"] = "The amount at stake cannot be negative."
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    opened_at = opened_at or now
+    stakes = stakes_score(
+        category=category,
+        customer_annual_value=customer.annual_value.amount,
+        amount_at_stake=Decimal(amount_at_stake),
+        opened_at=opened_at,
+        now=now,
+    )
+    first_due, resolution_due = sla.due_times(category=category, stakes=stakes.score, opened_at=opened_at)
+    team = Team.objects.filter(slug=sla.team_slug_for(category)).first()
+    case = Case(
+        customer=customer,
+        subject=subject.strip(),
+        description=description,
+        category=category,
+        amount_at_stake=Money(amount_at_stake, currency),
+        stakes_score=stakes.score,
+        status=CaseStatus.QUEUED if team else CaseStatus.NEW,
+        team=team,
+        opened_at=opened_at,
+        first_response_due=first_due,
+        resolution_due=resolution_due,
+    )
+    case.full_clean(exclude=["owner", "team"])
+    with transaction.atomic(durable=True):
+        case.save()
+        _event(case, actor=actor, kind=CaseEvent.Kind.OPENED, text=case.subject, at=opened_at)
+        routed = f"routed to {team.name}" if team else "no team for this category: waiting for triage"
+        _event(case, actor=None, kind=CaseEvent.Kind.TRIAGED, at=opened_at,
+               text=f"Stakes {stakes.score} ({'; '.join(stakes.reasons)}); {routed}.")
+        audit_record(actor=actor, action="case.opened", object_type="case", object_id=case.pk,
+                     after=case_snapshot(case))
+    return case
+
+
+def case_require_owner(*, case: Case, actor) -> None:
+    """Raise unless `actor` owns `case` and it is open (rule 4)."""
+    if case.status not in OPEN_STATUSES:
+        raise CaseNotOpen(f"Case {case.reference} is {case.get_status_display().lower()}.")
+    if case.owner_id != actor.pk:
+        raise NotCaseOwner(f"Only the owner of {case.reference} may act on it.")
+
+
+def case_claim(*, actor, case: Case) -> Case:
+    """Make `actor` the owner of an unowned case in one of their teams' queues."""
+    with transaction.atomic(durable=True):
+        case = _locked_case(case)
+        if case.status not in (CaseStatus.NEW, CaseStatus.QUEUED):
+            if case.owner_id == actor.pk:
+                raise CaseNotOpen(f"You already own {case.reference}.")
+            owner = case.owner.get_username() if case.owner_id else "nobody"
+            raise CaseNotOpen(f"{case.reference} is no longer in the queue (owner: {owner}).")
+        if not (access.is_agent(actor) and case.team_id and case.team.members.filter(pk=actor.pk).exists()):
+            raise NotAllowed(f"Only an agent of the case's team may claim {case.reference}.")
+        before = case_snapshot(case)
+        now = timezone.now()
+        case.owner = actor
+        case.status = CaseStatus.OWNED
+        case.first_response_at = case.first_response_at or now
+        case.save(update_fields=["owner", "status", "first_response_at"])
+        _event(case, actor=actor, kind=CaseEvent.Kind.CLAIMED, at=now, text=f"Claimed by {actor.get_username()}.")
+        audit_record(actor=actor, action="case.claimed", object_type="case", object_id=case.pk,
+                     before=before, after=case_snapshot(case))
+    return case
+
+
+def case_handover(*, actor, case: Case, to_user, note: str) -> Case:
+    """Pass ownership to another agent of the team, with the context note they will see first."""
+    if not note or not note.strip():
+        raise ValidationError({"note": "A handover needs a context note for the next owner."})
+    with transaction.atomic(durable=True):
+        case = _locked_case(case)
+        if case.status not in OPEN_STATUSES:
+            raise CaseNotOpen(f"Case {case.reference} is {case.get_status_display().lower()}.")
+        is_team_manager = case.team_id in access.managed_team_ids(actor)
+        if case.owner_id != actor.pk and not is_team_manager:
+            raise NotCaseOwner(f"Only the owner of {case.reference} or a manager of its team may hand it over.")
+        if to_user.pk == case.owner_id:
+            raise ValidationError({"to_user": f"{to_user.get_username()} already owns {case.reference}."})
+        if not (access.is_agent(to_user) and case.team.members.filter(pk=to_user.pk).exists()):
+            raise ValidationError({"to_user": f"{to_user.get_username()} is not an agent of {case.team}."})
+        before = case_snapshot(case)
+        case.owner = to_user
+        case.status = CaseStatus.OWNED
+        case.save(update_fields=["owner", "status"])
+        _event(case, actor=actor, kind=CaseEvent.Kind.HANDOVER, text=note.strip())
+        audit_record(actor=actor, action="case.handed_over", object_type="case", object_id=case.pk,
+                     before=before, after=case_snapshot(case), reason=note.strip())
+    return case
+
+
+def case_add_note(*, actor, case: Case, text: str) -> CaseEvent:
+    if not text or not text.strip():
+        raise ValidationError({"text": "The note is empty."})
+    if not access.may_view_case(actor, case):
+        raise NotAllowed("You cannot see this case.")
+    with transaction.atomic(durable=True):
+        event = _event(case, actor=actor, kind=CaseEvent.Kind.NOTE, text=text.strip())
+        audit_record(actor=actor, action="case.note_added", object_type="case", object_id=case.pk,
+                     after={"event_id": event.pk})
+    return event
+
+
+def case_resolve(*, actor, case: Case, summary: str) -> Case:
+    """The owner resolves the case with a summary for the customer and the record."""
+    if not summary or not summary.strip():
+        raise ValidationError({"summary": "Summarise the resolution."})
+    with transaction.atomic(durable=True):
+        case = _locked_case(case)
+        case_require_owner(case=case, actor=actor)
+        before = case_snapshot(case)
+        case.status = CaseStatus.RESOLVED
+        case.resolved_at = timezone.now()
+        case.resolution_summary = summary.strip()
+        case.save(update_fields=["status", "resolved_at", "resolution_summary"])
+        _event(case, actor=actor, kind=CaseEvent.Kind.RESOLVED, text=summary.strip(), at=case.resolved_at)
+        audit_record(actor=actor, action="case.resolved", object_type="case", object_id=case.pk,
+                     before=before, after=case_snapshot(case))
+    return case
+
+
+def case_reopen(*, actor, case: Case, reason: str) -> Case:
+    """Reopen a resolved or closed case; it goes back to its last owner."""
+    if not reason or not reason.strip():
+        raise ValidationError({"reason": "Say why the case is reopened."})
+    with transaction.atomic(durable=True):
+        case = _locked_case(case)
+        if case.status not in (CaseStatus.RESOLVED, CaseStatus.CLOSED):
+            raise CaseNotOpen(f"{case.reference} is still open.")
+        if case.owner_id != actor.pk and case.team_id not in access.managed_team_ids(actor):
+            raise NotAllowed(f"Only the last owner of {case.reference} or its team's manager may reopen it.")
+        before = case_snapshot(case)
+        case.status = CaseStatus.OWNED if case.owner_id else CaseStatus.QUEUED
+        case.resolved_at = None
+        case.closed_at = None
+        case.save(update_fields=["status", "resolved_at", "closed_at"])
+        _event(case, actor=actor, kind=CaseEvent.Kind.REOPENED, text=reason.strip())
+        audit_record(actor=actor, action="case.reopened", object_type="case", object_id=case.pk,
+                     before=before, after=case_snapshot(case), reason=reason.strip())
+    return case
+
+
+def case_close(*, actor, case: Case, reason: str = "") -> Case:
+    """Close a resolved case (after follow-up, or by the timer when `actor` is None)."""
+    with transaction.atomic(durable=True):
+        case = _locked_case(case)
+        if case.status != CaseStatus.RESOLVED:
+            raise CaseNotOpen(f"Only a resolved case can be closed; {case.reference} is {case.status}.")
+        before = case_snapshot(case)
+        case.status = CaseStatus.CLOSED
+        case.closed_at = timezone.now()
+        case.save(update_fields=["status", "closed_at"])
+        _event(case, actor=actor, kind=CaseEvent.Kind.CLOSED, text=reason, at=case.closed_at)
+        audit_record(actor=actor, action="case.closed", object_type="case", object_id=case.pk,
+                     before=before, after=case_snapshot(case), reason=reason)
+    return case
+
+
+def case_rate(*, case: Case, rating: int) -> Case:
+    """Record the customer's 1-5 rating of a resolved or closed case (no login: a signed link)."""
+    if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+        raise ValidationError({"rating": "Rate from 1 to 5."})
+    with transaction.atomic(durable=True):
+        case = _locked_case(case)
+        if case.status not in (CaseStatus.RESOLVED, CaseStatus.CLOSED):
+            raise CaseNotOpen(f"{case.reference} is not resolved yet.")
+        if case.rating is not None:
+            raise CaseNotOpen("This case has already been rated. Thank you!")
+        case.rating = rating
+        case.save(update_fields=["rating"])
+        _event(case, actor=None, kind=CaseEvent.Kind.RATED, text=f"Customer rated {rating}/5.")
+        audit_record(actor=None, action="case.rated", object_type="case", object_id=case.pk,
+                     after={"rating": rating})
+    return case
