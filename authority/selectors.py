@@ -106,3 +106,36 @@ def team_manager_usernames(*, agent) -> list[str]:
         .values_list("username", flat=True)
         .distinct()
     )
+
+
+def requests_for_approver(user) -> QuerySet:
+    """Open authority requests whose pool includes `user`."""
+    from .models import AuthorityRequest, RequestStatus
+
+    open_requests = AuthorityRequest.objects.filter(status=RequestStatus.OPEN).select_related(
+        "case__customer", "requester", "kind"
+    )
+    # JSON containment is not portable to SQLite; ids in the pool are few, so filter on their text form.
+    return open_requests.filter(
+        Q(pool__contains=[user.pk]) if _json_contains_supported() else Q(pk__in=_pool_ids_sqlite(user.pk))
+    )
+
+
+def _json_contains_supported() -> bool:
+    from django.db import connection
+
+    return connection.features.supports_json_field_contains
+
+
+def _pool_ids_sqlite(user_id: int) -> list[int]:
+    from django.db import connection
+
+    from .models import AuthorityRequest, RequestStatus
+
+    table = AuthorityRequest._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.id FROM {table} r, json_each(r.pool) p WHERE r.status = %s AND p.value = %s",
+            [RequestStatus.OPEN, user_id],
+        )
+        return [row[0] for row in cursor.fetchall()]

@@ -15,7 +15,7 @@ class RequestMeta:
     request_id: str = ""
 
 
-_current: contextvars.ContextVar[RequestMeta] = contextvars.ContextVar("h2h_request_meta", default=RequestMeta())
+_current: contextvars.ContextVar[RequestMeta] = contextvars.ContextVar("h2h_request_meta", default=RequestMeta())  # noqa: B039 (frozen)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 

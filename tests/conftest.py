@@ -3,8 +3,8 @@
 import pytest
 from django.db import connection
 
-from h2h_core.organisation import forget_organisation
 from h2h_core.models import Role
+from h2h_core.organisation import forget_organisation
 
 from .factories import CaseFactory, TeamFactory, UserFactory
 

@@ -1,5 +1,6 @@
 """Every write of the authority domain."""
 
+from .decisions import decision_execute, decision_snapshot
 from .grants import (
     GrantTerms,
     exchange_rate_set,
@@ -10,9 +11,24 @@ from .grants import (
     grant_reject,
     grant_snapshot,
 )
+from .requests import (
+    approver_pool,
+    authority_request_approve,
+    authority_request_open,
+    authority_request_reject,
+    authority_requests_expire,
+)
+from .usage import usage_consume
 
 __all__ = [
     "GrantTerms",
+    "approver_pool",
+    "authority_request_approve",
+    "authority_request_open",
+    "authority_request_reject",
+    "authority_requests_expire",
+    "decision_execute",
+    "decision_snapshot",
     "exchange_rate_set",
     "grant_change",
     "grant_confirm",
@@ -20,4 +36,5 @@ __all__ = [
     "grant_end",
     "grant_reject",
     "grant_snapshot",
+    "usage_consume",
 ]

@@ -1,0 +1,194 @@
+"""Execute decisions: exact under concurrency, idempotent, audited, with an outbox record."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from authority import policy
+from authority.errors import AuthorityDenied, IdempotencyConflict
+from authority.models import AuthorityKind, AuthorityRequest, Decision, OutboxMessage
+from authority.policy.verdict import Verdict
+from authority.quantities import format_quantity, parse_amount
+from h2h_core.audit import audit_record, canonical_json, snapshot_value
+from h2h_core.errors import DomainError
+from h2h_core.models import Case, CaseEvent
+from h2h_core.models.audit import Outcome
+from h2h_core.services import case_require_owner
+
+from .usage import usage_consume
+
+MAX_KEY_LENGTH = 100
+
+
+class _Refused(Exception):
+    def __init__(self, error: DomainError, verdict: Verdict | None = None):
+        self.error = error
+        self.verdict = verdict
+
+
+def decision_fingerprint(*, case_id: int, kind_code: str, amount: Decimal, currency: str, rationale: str) -> str:
+    """Return a digest of what was asked, to tell a replay from a different request with the same key."""
+    payload = {"case": case_id, "kind": kind_code, "amount": snapshot_value(amount), "currency": currency,
+               "rationale": rationale}
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def decision_snapshot(decision: Decision) -> dict:
+    return {
+        "id": decision.pk,
+        "case_id": decision.case_id,
+        "agent_id": decision.agent_id,
+        "kind": decision.kind.code,
+        "amount": decision.amount,
+        "currency": decision.currency,
+        "counted_amount": decision.counted_amount,
+        "counted_currency": decision.counted_currency,
+        "rate": decision.rate,
+        "rate_date": decision.rate_date,
+        "grant_id": decision.grant_id,
+        "request_id": decision.request_id,
+        "verdict": decision.verdict,
+        "executed_at": decision.executed_at,
+    }
+
+
+def _validate_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationError({"idempotency_key": f"Use 1 to {MAX_KEY_LENGTH} printable characters."})
+    return key
+
+
+def _replay(*, actor, key: str, fingerprint: str) -> Decision | None:
+    existing = Decision.objects.select_related("kind").filter(agent=actor, idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.payload_fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            "This idempotency key was already used for a different decision.", decision_id=existing.pk
+        )
+    return existing
+
+
+def decision_execute(
+    *,
+    actor,
+    case: Case,
+    kind: AuthorityKind,
+    amount,
+    currency: str | None = None,
+    rationale: str,
+    idempotency_key: str | None = None,
+) -> Decision:
+    """Execute a decision on a case the actor owns, within the actor's authority (rules 3, 4, 5).
+
+    Under the case's row lock the verdict is evaluated and every counter it names is raised with a
+    conditional UPDATE; the decision, its outbox record and its audit event are written in the same
+    transaction. A refusal rolls all of that back and commits only its own audit event, then raises
+    AuthorityDenied (or the domain error that refused it).
+    """
+    if not isinstance(rationale, str) or not rationale.strip():
+        raise ValidationError({"rationale": "Say why: the rationale is part of the record."})
+    rationale = rationale.strip()
+    amount = parse_amount(amount, kind=kind, currency=currency)
+    currency = currency or ""
+    key = _validate_key(idempotency_key)
+    fingerprint = decision_fingerprint(case_id=case.pk, kind_code=kind.code, amount=amount, currency=currency,
+                                       rationale=rationale)
+    if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
+        return existing
+    try:
+        with transaction.atomic(durable=True):
+            return _execute_locked(actor=actor, case=case, kind=kind, amount=amount, currency=currency,
+                                   rationale=rationale, key=key, fingerprint=fingerprint)
+    except IntegrityError:
+        # The same key committed by a concurrent call on another case: report it as a replay.
+        if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
+            return existing
+        raise
+    except _Refused as refused:
+        _record_refusal(actor=actor, case=case, kind=kind, amount=amount, currency=currency, rationale=rationale,
+                        refused=refused)
+        raise refused.error from None
+
+
+def _execute_locked(*, actor, case, kind, amount, currency, rationale, key, fingerprint) -> Decision:
+    case = Case.objects.select_for_update().select_related("customer").get(pk=case.pk)
+    if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
+        return existing
+    try:
+        case_require_owner(case=case, actor=actor)
+    except DomainError as error:
+        raise _Refused(error) from None
+    verdict = policy.evaluate(agent=actor, kind=kind, amount=amount, currency=currency, case=case)
+    if not verdict.allowed:
+        raise _Refused(AuthorityDenied(verdict), verdict)
+    if not usage_consume(consumptions=verdict.consumptions, kind_id=kind.pk, agent_id=actor.pk, case_id=case.pk):
+        # Another decision spent the headroom between our read and our write: say so exactly.
+        fresh = policy.evaluate(agent=actor, kind=kind, amount=amount, currency=currency, case=case)
+        raise _Refused(AuthorityDenied(fresh), fresh)
+    now = timezone.now()
+    request = (
+        AuthorityRequest.objects.filter(one_off_grant_id=verdict.via_one_off).first() if verdict.via_one_off else None
+    )
+    decision = Decision.objects.create(
+        case=case,
+        agent=actor,
+        kind=kind,
+        amount=amount,
+        currency=currency,
+        counted_amount=verdict.counted_amount,
+        counted_currency=verdict.counted_currency,
+        rate=verdict.rate,
+        rate_date=verdict.rate_date,
+        grant_id=verdict.deciding_grant_id,
+        request=request,
+        verdict=verdict.as_dict(),
+        rationale=rationale,
+        idempotency_key=key,
+        payload_fingerprint=fingerprint,
+        executed_at=now,
+    )
+    snapshot = decision_snapshot(decision)
+    OutboxMessage.objects.create(
+        topic=kind.outbox_topic,
+        decision=decision,
+        payload=snapshot_value({**snapshot, "case_reference": case.reference, "customer_id": case.customer_id,
+                                "verdict": None}),
+        created_at=now,
+        next_attempt_at=now,
+    )
+    CaseEvent.objects.create(
+        case=case, actor=actor, kind=CaseEvent.Kind.DECISION, at=now,
+        text=f"{kind.name} of {format_quantity(amount, unit=kind.unit, currency=currency)}: {rationale}",
+    )
+    audit_record(actor=actor, action="decision.executed", object_type="decision", object_id=decision.pk,
+                 after=snapshot, reason=rationale)
+    return decision
+
+
+def _record_refusal(*, actor, case, kind, amount, currency, rationale, refused: _Refused) -> None:
+    asked = {"case_id": case.pk, "kind": kind.code, "amount": amount, "currency": currency}
+    with transaction.atomic(durable=True):
+        audit_record(
+            actor=actor,
+            action="decision.refused",
+            object_type="case",
+            object_id=case.pk,
+            outcome=Outcome.DENIED,
+            after={**asked, "error": refused.error.code,
+                   "verdict": refused.verdict.as_dict() if refused.verdict else None},
+            reason=refused.error.message,
+        )
+
+
+def outbox_retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff for delivery retries: 30 s, 1 min, 2 min … capped at 1 hour."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
