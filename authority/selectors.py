@@ -139,3 +139,73 @@ def _pool_ids_sqlite(user_id: int) -> list[int]:
             [RequestStatus.OPEN, user_id],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+def authority_summary(*, agent, at: datetime) -> list[dict]:
+    """Return, per kind, the grant that decides for `agent` outside any case scope and its usage.
+
+    Three queries whatever the number of kinds: kinds, grants, counters.
+    """
+    from h2h_core.organisation import current_organisation
+
+    from . import periods, usage
+    from .models import AuthorityKind, Effect
+    from .policy.evaluation import LEVEL_ORDER
+
+    tz = current_organisation().tz
+    kinds = list(AuthorityKind.objects.order_by("name"))
+    grants = [g for g in grants_applicable_to_agent(agent=agent, kind_id=None, case_id=None, at=at) if not g.case_id]
+    rows, keys = [], []
+    for kind in kinds:
+        mine = [g for g in grants if g.kind_id == kind.pk]
+        forbids = [g for g in mine if g.effect == Effect.FORBID]
+        permits = [g for g in mine if g.effect == Effect.PERMIT]
+        deciding = None
+        for level in LEVEL_ORDER:
+            at_level = [g for g in permits if g.level == level and not g.scope_categories and not g.scope_tiers]
+            at_level = at_level or [g for g in permits if g.level == level]
+            if at_level:
+                deciding = max(at_level, key=lambda g: (g.per_case_limit or Decimal("Infinity"), -g.pk))
+                break
+        start = periods.bucket_start(deciding.period, at, tz) if deciding else None
+        key = (
+            usage.period_key(agent_id=agent.pk, kind_code=kind.code, currency=deciding.currency,
+                             period=deciding.period, start=start)
+            if start
+            else None
+        )
+        if key:
+            keys.append(key)
+        rows.append({"kind": kind, "grants": mine, "suspensions": forbids, "deciding": deciding, "key": key,
+                     "resets_at": periods.resets_at(deciding.period, at, tz) if deciding else None, "tz": tz})
+    used = usage_for_keys(keys)
+    for row in rows:
+        deciding = row["deciding"]
+        row["used"] = used.get(row["key"], Decimal(0)) if row["key"] else None
+        if deciding and deciding.period_limit is not None and row["used"] is not None:
+            row["left"] = max(deciding.period_limit - row["used"], Decimal(0))
+            row["percent_used"] = int(row["used"] * 100 / deciding.period_limit) if deciding.period_limit else 100
+        else:
+            row["left"] = None
+            row["percent_used"] = None
+    return rows
+
+
+def case_authority(*, agent, case) -> list[dict]:
+    """Return, per kind, the agent's verdict for the smallest amount on `case`: its headroom."""
+    from .models import AuthorityKind
+    from .policy import evaluate
+    from .quantities import allowed_places
+
+    rows = []
+    currency = str(case.amount_at_stake.currency)
+    for kind in AuthorityKind.objects.order_by("name"):
+        cur = currency if kind.is_money else None
+        smallest = Decimal(1).scaleb(-allowed_places(unit=kind.unit, currency=cur))
+        rows.append({"kind": kind, "currency": cur or "",
+                     "verdict": evaluate(agent=agent, kind=kind, amount=smallest, currency=cur, case=case)})
+    return rows
+
+
+def usernames(user_ids: list[int]) -> list[str]:
+    return list(User.objects.filter(pk__in=user_ids).order_by("username").values_list("username", flat=True))

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views_audit
+
+urlpatterns = [
+    path("", views_audit.audit_log, name="log"),
+    path("verify/", views_audit.audit_verify, name="verify"),
+]

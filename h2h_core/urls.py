@@ -9,7 +9,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="authority:mine", permanent=False), name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="h2h_core/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("cases/", include(("h2h_core.urls_cases", "cases"))),
+    path("cases/", include(("workflows.urls", "cases"))),
     path("authority/", include(("authority.urls", "authority"))),
     path("audit/", include(("authority.urls_audit", "audit"))),
     path("admin/", admin.site.urls),

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from djmoney.money import Money
 
-from authority.models import AuthorityKind, Effect, Grant, GrantStatus, Period, UsageCounter
+from authority.models import AuthorityKind, Effect, ExchangeRate, Grant, GrantStatus, Period, UsageCounter
 from h2h_core.models import Case, CaseCategory, CaseStatus, Customer, CustomerTier, Team
 
 User = get_user_model()
@@ -99,3 +99,22 @@ def set_usage(key: str, used, *, kind_obj: AuthorityKind, scope: str = "period",
         key=key, defaults={"used": Decimal(str(used)), "scope": scope, "kind": kind_obj, **fields}
     )
     return counter
+
+
+def exchange_rate(base: str, quote: str, rate, valid_on: date) -> ExchangeRate:
+    """Store "1 `base` = `rate` `quote` from `valid_on`"."""
+    return ExchangeRate.objects.create(base=base, quote=quote, rate=Decimal(str(rate)), valid_on=valid_on)
+
+
+def loaded_case(case: Case) -> Case:
+    """Return the case as evaluate wants it: with its customer loaded in the same query."""
+    return Case.objects.select_related("customer").get(pk=case.pk)
+
+
+def team_manager(team: Team, username: str, **fields):
+    """Return a user with the Manager role and the manage_team object permission on `team`."""
+    from guardian.shortcuts import assign_perm
+
+    user = UserFactory(username=username, roles=["Manager"], **fields)
+    assign_perm("h2h_core.manage_team", user, team)
+    return user

@@ -22,7 +22,8 @@ def navigation_for(user) -> list[tuple[str, str]]:
     if roles & {Role.AGENT, Role.SENIOR_AGENT, Role.MANAGER} or user.is_superuser:
         items.insert(0, ("Cases", "cases:list"))
     if Role.MANAGER in roles or user.is_superuser:
-        items.append(("Team authority", "authority:team"))
+        items.append(("Approvals", "authority:approvals"))
+        items.append(("Pending grants", "authority:pending"))
     if Role.AUDITOR in roles or user.is_superuser:
         items.append(("Audit log", "audit:log"))
     return items
