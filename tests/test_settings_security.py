@@ -1,0 +1,61 @@
+"""Production settings pass Django's deploy checks; logins are protected against brute force."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_production_settings_pass_check_deploy(tmp_path):
+    # given the usual production environment
+    env = {**os.environ, "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "h2h.example.com",
+           "H2H_VAR_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    # when Django checks the deployment at warning level
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    # then nothing is flagged
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = {**os.environ, "DEBUG": "0", "ALLOWED_HOSTS": "h2h.example.com", "H2H_VAR_DIR": str(tmp_path)}
+    env.pop("SECRET_KEY", None)
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.django_db
+def test_five_wrong_passwords_lock_the_login(client, settings):
+    # given brute-force protection is on and alice exists
+    settings.AXES_ENABLED = True
+    UserFactory(username="alice")
+    login = reverse("login")
+    # when someone tries five wrong passwords
+    for _ in range(5):
+        client.post(login, {"username": "alice", "password": "wrong"})
+    # then even the right password is refused for now
+    response = client.post(login, {"username": "alice", "password": "h2h-demo"})
+    assert response.status_code in (403, 429)
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_right_password_logs_in(client):
+    UserFactory(username="alice")
+    response = client.post(reverse("login"), {"username": "alice", "password": "h2h-demo"})
+    assert response.status_code == 302 and client.session["_auth_user_id"]
+
+
+def test_pages_carry_a_content_security_policy(client):
+    response = client.get(reverse("login"))
+    assert "default-src 'self'" in response.get("Content-Security-Policy", "")
