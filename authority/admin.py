@@ -1,0 +1,66 @@
+from django.contrib import admin, messages
+
+from h2h_core.admin_base import ReadOnlyAdmin
+from h2h_core.web import error_text
+
+from .models import AuthorityKind, AuthorityRequest, Decision, ExchangeRate, Grant, OutboxMessage, UsageCounter
+from .services import grant_confirm
+
+
+@admin.register(AuthorityKind)
+class AuthorityKindAdmin(ReadOnlyAdmin):
+    list_display = ("code", "name", "unit", "confirmation_threshold", "outbox_topic")
+
+
+@admin.action(description="Confirm the selected pending grants (as the second manager)")
+def confirm_pending(modeladmin, request, queryset):
+    for grant in queryset:
+        try:
+            grant_confirm(actor=request.user, grant=grant)
+        except Exception as error:  # a refusal is reported, never a 500
+            modeladmin.message_user(request, f"{grant.label}: {error_text(error)}", messages.ERROR)
+
+
+@admin.register(Grant)
+class GrantAdmin(ReadOnlyAdmin):
+    list_display = ("label", "kind", "subject_label", "effect", "per_case_limit", "period_limit", "period",
+                    "currency", "status", "valid_from", "valid_until", "superseded_at")
+    list_filter = ("kind", "effect", "status", "period")
+    list_select_related = ("kind", "subject_user", "subject_team", "subject_role")
+    actions = [confirm_pending]
+
+    def has_change_permission(self, request, obj=None):
+        # Needed for the action to show; the form itself stays read-only (no editable fields).
+        return obj is None and request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "case", "agent", "kind", "amount", "currency", "grant", "executed_at")
+    list_filter = ("kind",)
+    list_select_related = ("case", "agent", "kind", "grant")
+
+
+@admin.register(AuthorityRequest)
+class AuthorityRequestAdmin(ReadOnlyAdmin):
+    list_display = ("id", "case", "requester", "kind", "amount", "currency", "status", "decided_by", "created_at")
+    list_filter = ("status", "kind")
+
+
+@admin.register(UsageCounter)
+class UsageCounterAdmin(ReadOnlyAdmin):
+    list_display = ("key", "scope", "used", "currency")
+    list_filter = ("scope",)
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(ReadOnlyAdmin):
+    list_display = ("base", "quote", "rate", "valid_on")
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    list_display = ("id", "topic", "decision", "created_at", "delivered_at", "attempts")
