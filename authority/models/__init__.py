@@ -1,11 +1,18 @@
 from .decisions import AuthorityRequest, Decision, OutboxMessage, RequestStatus
 from .grants import AuthorityKind, Effect, ExchangeRate, Grant, GrantStatus, Period, Unit
+from .integration import IdempotencyRecord, WebhookDelivery, WebhookEndpoint
+from .oversight import Delegation, ReviewFlag
 from .usage import UsageCounter
 
 __all__ = [
     "AuthorityKind",
     "AuthorityRequest",
     "Decision",
+    "Delegation",
+    "IdempotencyRecord",
+    "ReviewFlag",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Effect",
     "ExchangeRate",
     "Grant",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -80,7 +81,9 @@ def audit_record(
         "before": snapshot_value(before),
         "after": snapshot_value(after),
         "reason": reason or "",
-        "ip": meta.ip,
+        # Normalised as the database returns it (PostgreSQL's inet compresses IPv6), so the hash
+        # computed here is the one recomputed from the stored row.
+        "ip": str(ipaddress.ip_address(meta.ip)) if meta.ip else None,
         "request_id": meta.request_id,
     }
     head = AuditHead.objects.select_for_update().filter(pk=1).first()

@@ -59,10 +59,6 @@ class ChainReport:
     checkpoints: list[CheckpointResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def chain_ok(self) -> bool:
-        return self.first_bad_seq is None or all(not result.ok for result in self.checkpoints) is False
-
     def summary(self) -> str:
         """Return the one-line verdict shown by `manage.py verify_audit` and the auditor's page."""
         if not self.ok:

@@ -1,0 +1,36 @@
+"""Prove the audit chain intact (exit 0) or name its first bad entry (exit 1)."""
+
+from django.core.management.base import BaseCommand
+
+from h2h_core.audit.verify import verify_chain
+
+
+class Command(BaseCommand):
+    help = (
+        "Recompute every audit event's hash, check the chain links, the head and every signed "
+        "checkpoint. Exits 0 when intact, 1 (with the first bad sequence number on stderr) when not."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--quiet", action="store_true", help="Print nothing unless the check fails.")
+        parser.add_argument("--chunk-size", type=int, default=2000, help="Events fetched per round trip.")
+
+    def handle(self, *args, quiet: bool = False, chunk_size: int = 2000, **options):
+        report = verify_chain(chunk_size=chunk_size)
+        if not report.ok:
+            self.stderr.write(report.summary())
+            self.stderr.write(f"First bad sequence number: {report.first_bad_seq}")
+            self.stderr.write(f"{report.count} of {report.total} entries verified before it.")
+            for result in report.checkpoints:
+                if not result.ok:
+                    self.stderr.write(f"FAILED {result.message}")
+        if not quiet:
+            if report.ok:
+                self.stdout.write(report.summary())
+            for result in report.checkpoints:
+                if result.ok:
+                    self.stdout.write(f"OK {result.message}")
+            for warning in report.warnings:
+                self.stdout.write(f"Warning: {warning}")
+        if not report.ok:
+            raise SystemExit(1)
