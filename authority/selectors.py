@@ -18,12 +18,18 @@ RATE_PLACES = Decimal("1e-10")
 
 
 def in_force_at(at: datetime) -> Q:
-    """Grants active and valid at instant `at`, neither closed nor not-yet-confirmed then."""
+    """Grants active and valid at instant `at`, neither closed nor not-yet-confirmed then.
+
+    A later version takes over only from the instant its predecessor was closed: its `valid_from`
+    may lie earlier (a change keeps the original start, or is stamped before the old version is
+    closed), and two versions of one grant must never be in force together.
+    """
     return (
         Q(status=GrantStatus.ACTIVE, valid_from__lte=at)
         & (Q(valid_until__isnull=True) | Q(valid_until__gt=at))
         & (Q(superseded_at__isnull=True) | Q(superseded_at__gt=at))
         & (Q(confirmed_at__isnull=True) | Q(confirmed_at__lte=at))
+        & (Q(supersedes__isnull=True) | Q(supersedes__superseded_at__lte=at))
     )
 
 

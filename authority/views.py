@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -14,10 +12,15 @@ from django.views.decorators.http import require_POST
 from h2h_core.organisation import current_organisation
 from h2h_core.web import run_service
 
-from . import policy, selectors
+from . import policy, reports, selectors
+from .console import manager_console
 from .forms import NoteForm
 from .models import AuthorityRequest, Grant, GrantStatus
 from .services import authority_request_approve, authority_request_reject, grant_confirm, grant_reject
+from .services.grants import needs_confirmation
+from .services.requests import holds_delegation_for_team
+
+INBOX_LIMIT = 100
 
 
 @login_required
@@ -31,32 +34,33 @@ def my_authority(request):
     })
 
 
-def _require_manager(user) -> None:
-    if not (policy.is_manager(user) or user.is_superuser):
-        raise PermissionDenied("Managers only.")
-
-
-@login_required
+@manager_console
 def approvals(request):
-    """One-hop requests waiting for me, with how far over the requester's limit each is."""
-    _require_manager(request.user)
-    waiting = list(selectors.requests_for_approver(request.user).order_by("created_at"))
+    """One-hop requests waiting for me: how far over, my own headroom, the agent's record, how long."""
+    waiting = list(reports.inbox_for(request.user)[:INBOX_LIMIT])
+    mine = reports.approver_verdicts(request.user, waiting)
+    records = reports.track_records([r.requester_id for r in waiting])
+    items = [{"request": r, "over": reports.over_by(r), "mine": mine.get(r.pk),
+              "record": records.get(r.requester_id)} for r in waiting]
     return render(request, "authority/approvals.html", {
-        "waiting": waiting, "now": timezone.now(), "tz": current_organisation().tz, "form": NoteForm(),
+        "items": items, "now": timezone.now(), "tz": current_organisation().tz, "form": NoteForm(),
+        "limit": INBOX_LIMIT,
     })
 
 
 def _request_for(user, pk: int) -> AuthorityRequest:
-    found = AuthorityRequest.objects.select_related("kind", "case", "requester").filter(pk=pk).first()
-    if found is None or not (user.pk in found.pool or user.is_superuser):
+    """The request if `user` is (or was) among its approvers; 404 otherwise, to reveal nothing."""
+    found = AuthorityRequest.objects.select_related("kind", "case", "requester", "decided_by").filter(pk=pk).first()
+    if found is None:
         raise Http404("No such request")
-    return found
+    if user.pk in found.pool or user.is_superuser or holds_delegation_for_team(user, found.case.team_id):
+        return found
+    raise Http404("No such request")
 
 
-@login_required
+@manager_console
 @require_POST
 def approve(request, pk: int):
-    _require_manager(request.user)
     authority_request = _request_for(request.user, pk)
     form = NoteForm(request.POST)
     note = form.cleaned_data["note"] if form.is_valid() else ""
@@ -68,57 +72,67 @@ def approve(request, pk: int):
     return redirect("authority:approvals")
 
 
-@login_required
+@manager_console
 @require_POST
 def reject(request, pk: int):
-    _require_manager(request.user)
     authority_request = _request_for(request.user, pk)
     form = NoteForm(request.POST)
     note = form.cleaned_data["note"] if form.is_valid() else ""
     ok, _ = run_service(request, lambda: authority_request_reject(actor=request.user, request=authority_request,
                                                                   note=note))
     if ok:
-        messages.success(request, "Rejected; the agent sees your reason on the case.")
+        messages.success(request, f"Rejected; {authority_request.requester} sees your reason on "
+                                  f"{authority_request.case.reference}.")
     return redirect("authority:approvals")
 
 
-@login_required
+@manager_console
 def pending_grants(request):
-    """Grant changes waiting for a second manager (maker-checker)."""
-    _require_manager(request.user)
-    teams = policy.managed_team_ids(request.user)
-    pending = Grant.objects.filter(status=GrantStatus.PENDING).select_related(
-        "kind", "subject_user", "subject_team", "subject_role", "granted_by", "supersedes"
+    """Grant changes waiting for a second manager (maker-checker), with the difference each makes."""
+    pending = list(
+        Grant.objects.filter(status=GrantStatus.PENDING)
+        .filter(policy.permissions.grants_visible_in_console(request.user))
+        .select_related("kind", "subject_user", "subject_team", "subject_role", "granted_by", "supersedes")
+        .order_by("created_at", "id")
     )
-    if not request.user.is_superuser:
-        pending = pending.filter(Q(subject_team_id__in=teams) | Q(subject_user__teams__in=teams)
-                                 | Q(subject_role__isnull=False)).distinct()
-    return render(request, "authority/pending.html", {"pending": list(pending), "form": NoteForm()})
+    own = policy.permissions.own_lines(request.user)
+    items = []
+    for grant in pending:
+        own_line = (grant.subject_user_id in own["user"] or grant.subject_team_id in own["team"]
+                    or grant.subject_role_id in own["role"])
+        items.append({
+            "grant": grant,
+            "diff": reports.grant_diff(grant.supersedes, grant),
+            "is_maker": grant.granted_by_id == request.user.pk,
+            "own_line": own_line,
+            "why_pending": needs_confirmation(grant.kind, grant),
+        })
+    return render(request, "authority/pending.html", {"items": items, "form": NoteForm(),
+                                                      "tz": current_organisation().tz})
 
 
-def _pending_grant(pk: int) -> Grant:
-    grant = Grant.objects.select_related("kind").filter(pk=pk, status=GrantStatus.PENDING).first()
+def _pending_grant(user, pk: int) -> Grant:
+    grant = (Grant.objects.select_related("kind").filter(pk=pk, status=GrantStatus.PENDING)
+             .filter(policy.permissions.grants_visible_in_console(user)).first())
     if grant is None:
         raise Http404("No such pending grant")
     return grant
 
 
-@login_required
+@manager_console
 @require_POST
 def confirm_grant(request, pk: int):
-    _require_manager(request.user)
-    grant = _pending_grant(pk)
+    grant = _pending_grant(request.user, pk)
     ok, _ = run_service(request, lambda: grant_confirm(actor=request.user, grant=grant))
     if ok:
-        messages.success(request, f"Confirmed grant {grant.label}; it is in force now.")
+        messages.success(request, f"Confirmed grant {grant.label} for {grant.subject_label}; it is in force now.")
     return redirect("authority:pending")
 
 
-@login_required
+@manager_console
 @require_POST
 def reject_grant(request, pk: int):
-    _require_manager(request.user)
-    grant = _pending_grant(pk)
+    grant = _pending_grant(request.user, pk)
     form = NoteForm(request.POST)
     reason = form.cleaned_data["note"] if form.is_valid() else ""
     ok, _ = run_service(request, lambda: grant_reject(actor=request.user, grant=grant, reason=reason))

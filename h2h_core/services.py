@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
@@ -19,6 +20,7 @@ from .errors import CaseNotOpen, NotAllowed, NotCaseOwner
 from .models import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier, Team
 from .models.cases import OPEN_STATUSES
 from .stakes import stakes_score
+from .transactions import service_atomic
 
 User = get_user_model()
 
@@ -164,7 +166,7 @@ def case_open(
         resolution_due=resolution_due,
     )
     case.full_clean(exclude=["owner", "team"])
-    with transaction.atomic(durable=True):
+    with service_atomic():
         case.save()
         _event(case, actor=actor, kind=CaseEvent.Kind.OPENED, text=case.subject, at=opened_at)
         routed = f"routed to {team.name}" if team else "no team for this category: waiting for triage"
@@ -185,7 +187,7 @@ def case_require_owner(*, case: Case, actor) -> None:
 
 def case_claim(*, actor, case: Case) -> Case:
     """Make `actor` the owner of an unowned case in one of their teams' queues."""
-    with transaction.atomic(durable=True):
+    with service_atomic():
         case = _locked_case(case)
         if case.status not in (CaseStatus.NEW, CaseStatus.QUEUED):
             if case.owner_id == actor.pk:
@@ -210,7 +212,7 @@ def case_handover(*, actor, case: Case, to_user, note: str) -> Case:
     """Pass ownership to another agent of the team, with the context note they will see first."""
     if not note or not note.strip():
         raise ValidationError({"note": "A handover needs a context note for the next owner."})
-    with transaction.atomic(durable=True):
+    with service_atomic():
         case = _locked_case(case)
         if case.status not in OPEN_STATUSES:
             raise CaseNotOpen(f"Case {case.reference} is {case.get_status_display().lower()}.")
@@ -236,7 +238,7 @@ def case_add_note(*, actor, case: Case, text: str) -> CaseEvent:
         raise ValidationError({"text": "The note is empty."})
     if not access.may_view_case(actor, case):
         raise NotAllowed("You cannot see this case.")
-    with transaction.atomic(durable=True):
+    with service_atomic():
         event = _event(case, actor=actor, kind=CaseEvent.Kind.NOTE, text=text.strip())
         audit_record(actor=actor, action="case.note_added", object_type="case", object_id=case.pk,
                      after={"event_id": event.pk})
@@ -247,7 +249,7 @@ def case_resolve(*, actor, case: Case, summary: str) -> Case:
     """The owner resolves the case with a summary for the customer and the record."""
     if not summary or not summary.strip():
         raise ValidationError({"summary": "Summarise the resolution."})
-    with transaction.atomic(durable=True):
+    with service_atomic():
         case = _locked_case(case)
         case_require_owner(case=case, actor=actor)
         before = case_snapshot(case)
@@ -265,7 +267,7 @@ def case_reopen(*, actor, case: Case, reason: str) -> Case:
     """Reopen a resolved or closed case; it goes back to its last owner."""
     if not reason or not reason.strip():
         raise ValidationError({"reason": "Say why the case is reopened."})
-    with transaction.atomic(durable=True):
+    with service_atomic():
         case = _locked_case(case)
         if case.status not in (CaseStatus.RESOLVED, CaseStatus.CLOSED):
             raise CaseNotOpen(f"{case.reference} is still open.")
@@ -284,7 +286,7 @@ def case_reopen(*, actor, case: Case, reason: str) -> Case:
 
 def case_close(*, actor, case: Case, reason: str = "") -> Case:
     """Close a resolved case (after follow-up, or by the timer when `actor` is None)."""
-    with transaction.atomic(durable=True):
+    with service_atomic():
         case = _locked_case(case)
         if case.status != CaseStatus.RESOLVED:
             raise CaseNotOpen(f"Only a resolved case can be closed; {case.reference} is {case.status}.")
@@ -302,7 +304,7 @@ def case_rate(*, case: Case, rating: int) -> Case:
     """Record the customer's 1-5 rating of a resolved or closed case (no login: a signed link)."""
     if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
         raise ValidationError({"rating": "Rate from 1 to 5."})
-    with transaction.atomic(durable=True):
+    with service_atomic():
         case = _locked_case(case)
         if case.status not in (CaseStatus.RESOLVED, CaseStatus.CLOSED):
             raise CaseNotOpen(f"{case.reference} is not resolved yet.")
@@ -314,3 +316,63 @@ def case_rate(*, case: Case, rating: int) -> Case:
         audit_record(actor=None, action="case.rated", object_type="case", object_id=case.pk,
                      after={"rating": rating})
     return case
+
+
+SLA_TARGETS = {"first_response": "First response", "resolution": "Resolution"}
+
+
+def _team_managers(team_id: int | None) -> list:
+    """Return the active managers of a team (holders of its manage_team object permission)."""
+    if team_id is None:
+        return []
+    return list(
+        User.objects.filter(
+            userobjectpermission__permission__codename="manage_team",
+            userobjectpermission__permission__content_type__app_label="h2h_core",
+            userobjectpermission__object_pk=str(team_id),
+            is_active=True,
+        ).distinct().order_by("username")
+    )
+
+
+def case_sla_breach(*, case: Case, target: str, tz=None) -> list:
+    """Flag a missed service level and notify the owner and the team's managers; ownership stays.
+
+    `target` is "first_response" (nobody claimed the case in time) or "resolution" (still open at
+    its resolution due time). The notification is a case event and an audit event, plus an e-mail
+    after commit. Returns the people notified; an empty list when there was nothing to flag (the
+    target was met after all, or this breach was already recorded).
+    """
+    if target not in SLA_TARGETS:
+        raise ValidationError({"target": f"Unknown service level {target!r}."})
+    label = SLA_TARGETS[target]
+    with service_atomic():
+        case = Case.objects.select_for_update().select_related("owner", "team").get(pk=case.pk)
+        now = timezone.now()
+        due = case.first_response_due if target == "first_response" else case.resolution_due
+        missed = due is not None and due <= now and case.status in OPEN_STATUSES and (
+            target == "resolution" or case.first_response_at is None or case.first_response_at > due
+        )
+        if not missed or case.events.filter(kind=CaseEvent.Kind.SLA, text__startswith=f"{label} ").exists():
+            return []
+        notified = ([case.owner] if case.owner_id else []) + [
+            m for m in _team_managers(case.team_id) if m.pk != case.owner_id
+        ]
+        before = case_snapshot(case)
+        if not case.sla_breached:
+            case.sla_breached = True
+            case.save(update_fields=["sla_breached"])
+        when = due.astimezone(tz).strftime("%d %b %H:%M %Z") if tz else due.strftime("%d %b %H:%M UTC")
+        owner = case.owner.get_username() if case.owner_id else "nobody yet"
+        names = ", ".join(u.get_username() for u in notified) or "nobody (no owner, no team manager)"
+        text = f"{label} was due {when} and was missed. Ownership stays with {owner}. Notified: {names}."
+        _event(case, actor=None, kind=CaseEvent.Kind.SLA, text=text, at=now)
+        audit_record(actor=None, action="case.sla_breached", object_type="case", object_id=case.pk,
+                     before=before, after={**case_snapshot(case), "target": target,
+                                           "notified": [u.pk for u in notified]},
+                     reason=text)
+        addresses = [u.email for u in notified if u.email]
+        if addresses:
+            subject = f"{case.reference}: {label.lower()} SLA missed"
+            transaction.on_commit(lambda: send_mail(subject, text, None, addresses, fail_silently=True))
+    return notified

@@ -12,5 +12,6 @@ urlpatterns = [
     path("cases/", include(("workflows.urls", "cases"))),
     path("authority/", include(("authority.urls", "authority"))),
     path("audit/", include(("authority.urls_audit", "audit"))),
+    path("api/", include("authority.api.urls")),
     path("admin/", admin.site.urls),
 ]

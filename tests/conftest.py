@@ -1,7 +1,10 @@
 """Shared fixtures: a clean organisation cache, the database vendor, and the demo cast."""
 
+import importlib
+from contextlib import contextmanager
+
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 from h2h_core.models import Role
 from h2h_core.organisation import forget_organisation
@@ -44,3 +47,102 @@ def maria(retention):
 @pytest.fixture
 def case_owned_by_alice(alice, retention):
     return CaseFactory(owner=alice, team=retention)
+
+
+# --- The append-only audit tables ------------------------------------------------------------------
+# Migration 0003 installs triggers that refuse UPDATE, DELETE and TRUNCATE on the audit tables. Two
+# places in the tests must get past them on purpose: tamper tests (to play the attacker) and the
+# flush that ends every transactional test (it empties every table).
+
+
+def audit_trigger_sql():
+    """Return the migration module that holds the trigger SQL (one definition for app and tests)."""
+    return importlib.import_module("h2h_core.migrations.0003_audit_append_only")
+
+
+def _on_postgres_superuser() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        return bool(cursor.fetchone()[0])
+
+
+@contextmanager
+def _audit_triggers_bypassed():
+    """Switch the audit triggers off for the enclosed statements, inside the test's transaction.
+
+    PostgreSQL: SET LOCAL session_replication_role = replica (superusers only; the test is skipped
+    otherwise). SQLite: drop the triggers and create them again afterwards; SQLite DDL is
+    transactional, so the test's rollback would restore them in any case.
+    """
+    assert connection.in_atomic_block, "bypass the audit triggers only inside the test's transaction"
+    sql = audit_trigger_sql()
+    with connection.cursor() as cursor:
+        if on_postgres():
+            if not _on_postgres_superuser():
+                pytest.skip("bypassing the audit triggers on PostgreSQL needs a superuser "
+                            "(session_replication_role); the test database user is not one")
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        else:
+            for statement in sql.SQLITE_REMOVE:
+                cursor.execute(statement)
+    yield
+    with connection.cursor() as cursor:
+        if on_postgres():
+            cursor.execute("SET LOCAL session_replication_role = origin")
+        else:
+            for statement in sql.SQLITE_INSTALL:
+                cursor.execute(statement)
+
+
+@pytest.fixture
+def bypass_audit_triggers(db):
+    """Return a context manager under which audit rows can be changed: for playing the attacker."""
+    return _audit_triggers_bypassed
+
+
+def _uses_transactional_db(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None:
+
+        def transactional(transaction=False, reset_sequences=False, *args, **kwargs):
+            return transaction or reset_sequences
+
+        if transactional(*marker.args, **marker.kwargs):
+            return True
+    return not {"transactional_db", "django_db_reset_sequences", "live_server"}.isdisjoint(request.fixturenames)
+
+
+@pytest.fixture(autouse=True)
+def _audit_tables_flushable(request):
+    """Let the flush that ends a transactional test empty the append-only audit tables.
+
+    Requesting transactional_db here makes this fixture's teardown run before pytest-django's,
+    which flushes the database. PostgreSQL: the flush TRUNCATEs, so this switches the session to
+    session_replication_role = replica; Django closes the connection right after the flush, which
+    ends the setting. SQLite: the flush DELETEs row by row, so this empties the two audit tables
+    itself with their triggers dropped and recreated in one transaction; the flush then finds
+    nothing to refuse and the triggers stay in place for the next test.
+    """
+    if not _uses_transactional_db(request):
+        yield
+        return
+    request.getfixturevalue("transactional_db")
+    yield
+    if on_postgres():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET session_replication_role = replica")
+        except DatabaseError as error:
+            raise RuntimeError(
+                "transactional tests on PostgreSQL need a test user that may set session_replication_role "
+                "(a superuser, or GRANT SET ON PARAMETER session_replication_role) to flush the audit tables"
+            ) from error
+    elif connection.vendor == "sqlite":
+        sql = audit_trigger_sql()
+        with transaction.atomic(), connection.cursor() as cursor:
+            for statement in sql.SQLITE_REMOVE:
+                cursor.execute(statement)
+            for table in sql.AUDIT_TABLES:
+                cursor.execute(f"DELETE FROM {table}")
+            for statement in sql.SQLITE_INSTALL:
+                cursor.execute(statement)

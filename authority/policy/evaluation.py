@@ -107,7 +107,20 @@ def choose_deciding_grant(question: Question, permits: list[Grant]) -> Grant | N
 
 
 def currencies_needed(question: Question, grants: Iterable[Grant]) -> set[str]:
-    return {g.currency for g in grants if g.currency and question.currency and g.currency != question.currency}
+    """Return the currencies a resolution may convert into: those of the grants that can speak.
+
+    Only the deciding grant and the one-off grants of the case can need a rate (none under a
+    suspension), so grants in other currencies elsewhere never cost a rate query.
+    """
+    applicable = [grant for grant in grants if in_scope(grant, question)]
+    if not question.currency or any(grant.effect == Effect.FORBID for grant in applicable):
+        return set()
+    permits = [grant for grant in applicable if grant.effect == Effect.PERMIT]
+    speaking = [grant for grant in permits if grant.case_id is not None]
+    deciding = choose_deciding_grant(question, [grant for grant in permits if grant.case_id is None])
+    if deciding is not None:
+        speaking.append(deciding)
+    return {g.currency for g in speaking if g.currency and g.currency != question.currency}
 
 
 def resolve(

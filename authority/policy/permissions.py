@@ -1,6 +1,15 @@
-"""Who may see and do what. Lists are filtered by queryset, never by a per-object loop."""
+"""Who may see and do what. Lists are filtered by queryset, never by a per-object loop.
+
+The consoles: managers (and superusers) reach the manager console and see only their teams;
+auditors (and superusers) reach the auditor console and read everything; agents reach neither.
+"""
 
 from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db.models import Q, QuerySet
+from guardian.shortcuts import get_objects_for_user
 
 from h2h_core.access import (  # noqa: F401  (re-exported: the one place to ask)
     cases_visible_to,
@@ -12,7 +21,67 @@ from h2h_core.access import (  # noqa: F401  (re-exported: the one place to ask)
     may_view_case,
     roles_of,
 )
-from h2h_core.models import Role
+from h2h_core.models import Role, Team
+
+User = get_user_model()
+
+
+def may_use_manager_console(user) -> bool:
+    """Managers and superusers; never agents or auditors (an auditor changes nothing)."""
+    return bool(getattr(user, "is_authenticated", False)) and (user.is_superuser or is_manager(user))
+
+
+def may_use_auditor_console(user) -> bool:
+    """Auditors and superusers: read-only, everything."""
+    return bool(getattr(user, "is_authenticated", False)) and (user.is_superuser or is_auditor(user))
+
+
+def console_teams(user) -> QuerySet[Team]:
+    """The teams a manager's console shows: the teams they manage (every team for a superuser)."""
+    if user.is_superuser:
+        return Team.objects.order_by("name")
+    return Team.objects.filter(pk__in=managed_team_ids(user)).order_by("name")
+
+
+def console_people(user) -> QuerySet:
+    """The people a manager's console shows: members of their teams (everyone in a team for a superuser)."""
+    people = User.objects.filter(is_active=True)
+    if user.is_superuser:
+        people = people.filter(Q(teams__isnull=False) | Q(grants__isnull=False))
+    else:
+        people = people.filter(teams__in=managed_team_ids(user))
+    return people.distinct().order_by("username")
+
+
+def console_roles() -> QuerySet[Group]:
+    """The roles whose authority a manager sets: the agent roles and the manager role."""
+    return Group.objects.filter(name__in=[Role.AGENT, Role.SENIOR_AGENT, Role.MANAGER]).order_by("name")
+
+
+def grants_visible_in_console(user) -> Q:
+    """Filter for grants a manager's console may show: roles, their teams, their teams' people."""
+    if user.is_superuser:
+        return Q()
+    teams = managed_team_ids(user)
+    members = Team.members.through.objects.filter(team_id__in=teams).values("user_id")
+    return Q(subject_role__isnull=False) | Q(subject_team_id__in=teams) | Q(subject_user_id__in=members)
+
+
+def own_lines(user) -> dict[str, set[int]]:
+    """Return the subjects whose authority counts as `user`'s own, by kind of subject.
+
+    Mirrors the maker-checker rule of authority.services.grants (nobody changes their own
+    authority): the person themselves, every team they belong to or manage, every role they hold.
+    One query for team membership; roles and managed teams are cached on the user.
+    Used to hide the edit controls of those lines; the service still refuses on its own.
+    """
+    member_of = set(Team.members.through.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
+    # Explicit manage_team only: guardian reports every team as managed by a superuser.
+    managed = set(managed_team_ids(user)) if not user.is_superuser else set(
+        get_objects_for_user(user, "h2h_core.manage_team", klass=Team, accept_global_perms=False,
+                             with_superuser=False).values_list("pk", flat=True))
+    role_ids = set(Group.objects.filter(name__in=roles_of(user)).values_list("pk", flat=True))
+    return {"user": {user.pk}, "team": member_of | managed, "role": role_ids}
 
 
 def navigation_for(user) -> list[tuple[str, str]]:
@@ -21,9 +90,8 @@ def navigation_for(user) -> list[tuple[str, str]]:
     roles = roles_of(user)
     if roles & {Role.AGENT, Role.SENIOR_AGENT, Role.MANAGER} or user.is_superuser:
         items.insert(0, ("Cases", "cases:list"))
-    if Role.MANAGER in roles or user.is_superuser:
-        items.append(("Approvals", "authority:approvals"))
-        items.append(("Pending grants", "authority:pending"))
-    if Role.AUDITOR in roles or user.is_superuser:
-        items.append(("Audit log", "audit:log"))
+    if may_use_manager_console(user):
+        items += [("Approvals", "authority:approvals"), ("Manager console", "authority:matrix")]
+    if may_use_auditor_console(user):
+        items += [("Auditor console", "audit:decisions"), ("Audit log", "audit:log")]
     return items

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from guardian.shortcuts import get_objects_for_user
 
 from authority.models import AuthorityKind, Effect, ExchangeRate, Grant, GrantStatus, Period
 from authority.policy import validate_instant
@@ -125,7 +126,11 @@ def _affects_actor(actor, *, user=None, team: Team | None = None, role: Group | 
     if user is not None:
         return user.pk == actor.pk
     if team is not None:
-        return team.members.filter(pk=actor.pk).exists() or team.pk in managed_team_ids(actor)
+        # Only an explicit manage_team makes a team the actor's own: guardian reports every team as
+        # managed by a superuser, which would leave nobody able to grant to any team.
+        managed = get_objects_for_user(actor, "h2h_core.manage_team", klass=Team.objects.filter(pk=team.pk),
+                                       accept_global_perms=False, with_superuser=False)
+        return team.members.filter(pk=actor.pk).exists() or managed.exists()
     return role is not None and role.name in roles_of(actor)
 
 
@@ -240,7 +245,8 @@ def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str) -> Gran
 def grant_confirm(*, actor, grant: Grant) -> Grant:
     """The second manager confirms a pending grant; it takes effect now."""
     with transaction.atomic(durable=True):
-        pending = Grant.objects.select_for_update().select_related("kind", "supersedes").get(pk=grant.pk)
+        # Lock only the grant: PostgreSQL refuses FOR UPDATE on the nullable side of the supersedes join.
+        pending = Grant.objects.select_for_update(of=("self",)).select_related("kind", "supersedes").get(pk=grant.pk)
         _require_checker(actor, pending)
         previous = pending.supersedes
         if previous is not None:

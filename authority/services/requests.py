@@ -59,6 +59,7 @@ def approver_pool(*, requester, case: Case, kind: AuthorityKind, amount, currenc
             is_active=True,
         ).exclude(pk=requester.pk).distinct().order_by("username")
     ) if case.team_id else []
+    managers = sorted(managers + _delegates_of(managers, exclude_pk=requester.pk), key=lambda u: u.get_username())
     covered = [m for m in managers if policy.evaluate(agent=m, kind=kind, amount=amount, currency=currency,
                                                        case=case).allowed]
     if covered:
@@ -135,11 +136,56 @@ def _locked_open_request(request: AuthorityRequest) -> AuthorityRequest:
     return locked
 
 
+def _delegates_of(managers: list, *, exclude_pk: int) -> list:
+    """Managers to whom one of `managers` hands their approval rights now (authority.services.oversight).
+
+    Only the team's own managers' delegations count, so what a delegate received never passes on.
+    """
+    if not managers:
+        return []
+    from .oversight import delegations_in_force
+
+    delegate_ids = delegations_in_force(at=timezone.now()).filter(manager__in=managers).values("delegate_id")
+    return list(User.objects.filter(pk__in=delegate_ids, is_active=True)
+                .exclude(pk__in=[exclude_pk, *(m.pk for m in managers)]))
+
+
+def _manages_team(user_id: int, team_id: int | None) -> bool:
+    return team_id is not None and User.objects.filter(
+        pk=user_id, userobjectpermission__permission__codename="manage_team",
+        userobjectpermission__object_pk=str(team_id),
+    ).exists()
+
+
+def holds_delegation_for_team(user, team_id: int | None) -> bool:
+    """True while a manager of the team hands `user` their approval rights (never passed on further)."""
+    if team_id is None:
+        return False
+    from .oversight import delegations_in_force
+
+    return delegations_in_force(at=timezone.now()).filter(
+        delegate_id=user.pk, manager__userobjectpermission__permission__codename="manage_team",
+        manager__userobjectpermission__object_pk=str(team_id),
+    ).exists()
+
+
 def _require_approver(actor, request: AuthorityRequest) -> None:
     if actor.pk == request.requester_id:
         raise NotAllowed("Nobody approves their own request.")
-    if actor.pk not in request.pool:
-        raise NotAllowed("You are not in the approver pool of this request.")
+    if request.pool_is_fallback:
+        if actor.pk not in request.pool:
+            raise NotAllowed("You are not in the approver pool of this request.")
+        return
+    # A team's pool: its managers in their own right, or whoever a manager of the team has handed
+    # their approval rights to, for as long as that delegation is in force.
+    team_id = Case.objects.filter(pk=request.case_id).values_list("team_id", flat=True).first()
+    if actor.pk in request.pool and _manages_team(actor.pk, team_id):
+        return
+    if holds_delegation_for_team(actor, team_id):
+        return
+    if actor.pk in request.pool:
+        raise NotAllowed("The delegation that put you in this request's approver pool has ended.")
+    raise NotAllowed("You are not in the approver pool of this request.")
 
 
 def authority_request_approve(*, actor, request: AuthorityRequest, note: str = "") -> AuthorityRequest:

@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection, transaction
+from django.db.models import OuterRef, Subquery
 
 from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead
 
@@ -90,7 +91,9 @@ def verify_chain(*, chunk_size: int = 2000) -> ChainReport:
     """Recompute the whole chain and check every signed checkpoint against it.
 
     Runs in one read-only snapshot (REPEATABLE READ on PostgreSQL) when called outside a
-    transaction, so events appended meanwhile neither hide nor fake a break.
+    transaction, so events appended meanwhile neither hide nor fake a break. Inside a caller's
+    transaction its isolation applies: on PostgreSQL's default READ COMMITTED, a concurrent writer
+    can then make the head and the events disagree, so call it outside one where writers are busy.
     """
     if connection.in_atomic_block:
         return _verify(chunk_size)
@@ -148,11 +151,11 @@ class _ChainWalk:
         seq, expected = entry["seq"], self.last_seq + 1
         if self.head_missing:
             raise _Broken(seq, "the chain head (the AuditHead row) is missing, yet the log has entries")
-        if seq < expected:
-            if seq == self.last_seq:
-                raise _Broken(seq, f"entry {seq} appears twice: a row was inserted behind the chain's back")
+        if seq < 1:
             raise _Broken(seq, f"entry {seq} has an impossible sequence number (they start at 1): "
                                "a row was inserted behind the chain's back")
+        if seq < expected:  # rows come ordered by seq, so this is the previous number again
+            raise _Broken(seq, f"entry {seq} appears twice: a row was inserted behind the chain's back")
         if seq > self.head_seq:
             raise _Broken(seq, f"entry {seq} lies beyond the chain head (entry {self.head_seq}): "
                                "it was inserted behind the chain's back")
@@ -195,7 +198,9 @@ def _verify_checkpoints() -> tuple[list[CheckpointResult], list[str]]:
         warnings.append("No audit signing key is configured: checkpoints were checked only against "
                         "the public keys stored with them.")
     results = []
-    for checkpoint in AuditCheckpoint.objects.order_by("seq", "id").iterator():
+    chain_hashes = AuditEvent.objects.filter(seq=OuterRef("seq")).values("hash")[:1]
+    checkpoints = AuditCheckpoint.objects.annotate(chain_hash=Subquery(chain_hashes)).order_by("seq", "id")
+    for checkpoint in checkpoints.iterator():
         problems = []
         signature_valid = verify_checkpoint_signature(
             public_key_pem=checkpoint.public_key,
@@ -213,10 +218,7 @@ def _verify_checkpoints() -> tuple[list[CheckpointResult], list[str]]:
         if stored_fingerprint != checkpoint.key_fingerprint:
             signature_valid = False
             problems.append("its key fingerprint does not belong to its public key")
-        if checkpoint.seq == 0:
-            chain_hash = GENESIS_HASH
-        else:
-            chain_hash = AuditEvent.objects.filter(seq=checkpoint.seq).values_list("hash", flat=True).first()
+        chain_hash = GENESIS_HASH if checkpoint.seq == 0 else checkpoint.chain_hash
         matches_chain = chain_hash == checkpoint.hash
         if chain_hash is None:
             problems.append(f"entry {checkpoint.seq}, which it signed, is no longer in the log")

@@ -38,6 +38,12 @@ from tests.factories import CaseFactory, GrantFactory, UserFactory, kind, set_us
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The factories give every user a password; the default hasher costs ~0.3 s per user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 # --- the cast ----------------------------------------------------------------------------------
 
 

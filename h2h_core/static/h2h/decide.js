@@ -7,6 +7,8 @@
   var button = document.getElementById("decide-button");
   var timer = null;
   var latest = 0;
+  // The button always leads to the review step; over the limit it says who will be asked.
+  var REVIEW = "Review decision";
 
   function field(name) { return form.querySelector("[name='" + name + "']"); }
 
@@ -17,7 +19,7 @@
 
   function check() {
     var amount = field("amount").value.trim();
-    if (!amount) { show("Type an amount to see whether it is within your authority."); button.textContent = "Execute decision"; return; }
+    if (!amount) { show("Type an amount to see whether it is within your authority."); button.textContent = REVIEW; return; }
     var params = new URLSearchParams({ kind: field("kind").value, amount: amount, currency: field("currency").value });
     var ticket = ++latest;
     fetch(form.dataset.checkUrl + "?" + params.toString(), { headers: { "Accept": "application/json" }, credentials: "same-origin" })
@@ -28,10 +30,10 @@
         var v = body.verdict;
         if (v.allowed) {
           show("Within your authority. " + v.reasons.join(" "), "allowed");
-          button.textContent = "Execute decision";
+          button.textContent = REVIEW;
         } else {
           show("Over your authority. " + v.reasons.join(" "), "refused");
-          button.textContent = v.approvers && v.approvers.length ? "Review: request approval from " + v.approvers.join(", ") : "Execute decision";
+          button.textContent = v.approvers && v.approvers.length ? "Request approval from " + v.approvers.join(", ") : REVIEW;
         }
       })
       .catch(function () { show("Could not check right now; the decision is still checked when you submit."); });

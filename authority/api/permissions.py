@@ -1,0 +1,93 @@
+"""Thin adapters from DRF to authority.policy: who may see which rows, and which endpoints.
+
+Lists are filtered by queryset, never by a per-object loop; an object outside a caller's queryset
+is a 404. Whether an action is allowed on an object is the service's answer (through the policy),
+not the view's.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+from rest_framework.permissions import BasePermission
+
+from authority import policy, selectors
+from authority.models import AuthorityRequest, Decision, Grant
+from authority.policy.permissions import is_agent
+from h2h_core.models import Case, Team
+
+User = get_user_model()
+
+
+def is_auditor_or_superuser(user) -> bool:
+    return bool(user.is_superuser or policy.is_auditor(user))
+
+
+def may_open_cases(user) -> bool:
+    """People who work cases open them; so does an integration account given `h2h_core.add_case`."""
+    return bool(user.is_superuser or is_agent(user) or policy.is_manager(user) or user.has_perm("h2h_core.add_case"))
+
+
+def cases_visible_to(user) -> QuerySet[Case]:
+    return policy.cases_visible_to(user)
+
+
+def decisions_visible_to(user) -> QuerySet[Decision]:
+    """Decisions on the cases the caller may see."""
+    if is_auditor_or_superuser(user):
+        return Decision.objects.all()
+    return Decision.objects.filter(case__in=policy.cases_visible_to(user).values("pk"))
+
+
+def requests_visible_to(user) -> QuerySet[AuthorityRequest]:
+    """Requests on cases the caller may see, plus the open ones waiting for the caller's approval."""
+    if is_auditor_or_superuser(user):
+        return AuthorityRequest.objects.all()
+    visible = Q(case__in=policy.cases_visible_to(user).values("pk")) | Q(requester_id=user.pk)
+    if policy.is_manager(user):
+        visible |= Q(pk__in=selectors.requests_for_approver(user).values("pk"))
+    return AuthorityRequest.objects.filter(visible)
+
+
+def grants_visible_to(user) -> QuerySet[Grant]:
+    """Auditors see every grant; managers those of their teams, their members and the roles; others their own.
+
+    "Their own" means every grant that can speak for them: personal, their teams' and their roles'.
+    """
+    if is_auditor_or_superuser(user):
+        return Grant.objects.all()
+    member_of = Team.members.through.objects.filter(user_id=user.pk).values("team_id")
+    in_roles = Q(subject_role_id__in=User.groups.through.objects.filter(user_id=user.pk).values("group_id"))
+    own = Q(subject_user_id=user.pk) | Q(subject_team_id__in=member_of) | in_roles
+    if policy.is_manager(user):
+        teams = policy.managed_team_ids(user)
+        members = Team.members.through.objects.filter(team_id__in=teams).values("user_id")
+        own |= Q(subject_team_id__in=teams) | Q(subject_user_id__in=members) | Q(subject_role__isnull=False)
+    return Grant.objects.filter(own)
+
+
+class IsAuditor(BasePermission):
+    """The audit log is for auditors (and superusers) only."""
+
+    message = "Only auditors read the audit log."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and is_auditor_or_superuser(request.user))
+
+
+class MayOpenCases(BasePermission):
+    message = "Only people who work cases (or an integration account allowed to add cases) open cases."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and may_open_cases(request.user))
+
+
+__all__ = [
+    "IsAuditor",
+    "MayOpenCases",
+    "cases_visible_to",
+    "decisions_visible_to",
+    "grants_visible_to",
+    "may_open_cases",
+    "requests_visible_to",
+]

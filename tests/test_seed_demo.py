@@ -1,0 +1,106 @@
+"""`manage.py seed_demo`: a believable organisation, built through the services, exactly once."""
+
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db.models import Sum
+
+from authority import policy
+from authority.models import (
+    AuthorityKind,
+    AuthorityRequest,
+    Decision,
+    Effect,
+    ExchangeRate,
+    Grant,
+    GrantStatus,
+    RequestStatus,
+    UsageCounter,
+)
+from h2h_core.models import AuditEvent, Case, CaseCategory, CaseEvent, CaseStatus, Customer, Role, Team
+
+User = get_user_model()
+
+
+def state() -> dict:
+    return {
+        "users": User.objects.count(),
+        "teams": Team.objects.count(),
+        "customers": Customer.objects.count(),
+        "cases": Case.objects.count(),
+        "case events": CaseEvent.objects.count(),
+        "grants": Grant.objects.count(),
+        "decisions": Decision.objects.count(),
+        "requests": AuthorityRequest.objects.count(),
+        "rates": ExchangeRate.objects.count(),
+        "usage": UsageCounter.objects.aggregate(total=Sum("used"))["total"],
+        "audit": AuditEvent.objects.count(),
+    }
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def in_force(**subject):
+    return Grant.objects.filter(status=GrantStatus.ACTIVE, superseded_at__isnull=True, case__isnull=True, **subject)
+
+
+@pytest.mark.django_db
+def test_seed_demo_builds_the_organisation_once_and_tells_the_story():
+    # when the demo is seeded on an empty database
+    first = seed()
+    seeded = state()
+
+    # then it says what it made, at the promised sizes, in every category and state
+    assert first.startswith("Seeded ") and "200 customers" in first
+    assert seeded["customers"] >= 200 and seeded["cases"] >= 300
+    assert set(Case.objects.values_list("category", flat=True)) == set(CaseCategory.values)
+    # (every category routes to a team, so a case is "new" only before its team exists: none here)
+    assert set(Case.objects.values_list("status", flat=True)) == set(CaseStatus.values) - {CaseStatus.NEW}
+    assert CaseEvent.objects.filter(kind=CaseEvent.Kind.REOPENED).exists()
+    assert CaseEvent.objects.filter(kind=CaseEvent.Kind.HANDOVER).count() >= 2
+    assert Case.objects.filter(rating__isnull=False).exists()
+
+    # and every deciding role and every team holds authority; one suspension, one change, one raise
+    for role in (Role.AGENT, Role.SENIOR_AGENT, Role.MANAGER):
+        assert in_force(subject_role__name=role).exists(), role
+    for team in Team.objects.all():
+        assert in_force(subject_team=team).exists(), team
+    assert Grant.objects.filter(effect=Effect.FORBID).count() == 1
+    assert in_force(effect=Effect.FORBID, subject_user__username="dave", kind__code="goodwill_credit").exists()
+    assert Grant.objects.filter(version=2, status=GrantStatus.ACTIVE).exists()
+    assert in_force(valid_until__isnull=False).exists()
+    assert Grant.objects.exclude(scope_tiers=[]).exists() and Grant.objects.exclude(scope_categories=[]).exists()
+    assert not Grant.objects.filter(status=GrantStatus.PENDING).exists()
+    assert Grant.objects.filter(confirmed_by__isnull=False, case__isnull=True).count() == 2
+
+    # and the walk-through holds: alice may refund 200 on a fresh case of hers, not 1,200
+    fresh = Case.objects.select_related("customer").filter(owner__username="alice", status=CaseStatus.OWNED,
+                                                           decisions__isnull=True).distinct()
+    assert fresh.count() >= 3
+    alice, refund = User.objects.get(username="alice"), AuthorityKind.objects.get(code="refund")
+    assert policy.evaluate(agent=alice, kind=refund, amount=Decimal(200), currency="EUR", case=fresh[0]).allowed
+    assert not policy.evaluate(agent=alice, kind=refund, amount=Decimal(1200), currency="EUR", case=fresh[0]).allowed
+    assert Case.objects.filter(team__slug="retention", status=CaseStatus.QUEUED, owner__isnull=True).exists()
+    requests = {r.status: r for r in AuthorityRequest.objects.select_related("requester")}
+    assert set(requests) == {RequestStatus.OPEN, RequestStatus.APPROVED, RequestStatus.REJECTED}
+    assert requests[RequestStatus.OPEN].requester.username == "alice"
+    assert requests[RequestStatus.OPEN].pool == [User.objects.get(username="maria").pk]
+    assert Decision.objects.filter(request=requests[RequestStatus.APPROVED]).exists()
+    assert AuditEvent.objects.filter(action="decision.refused", actor_username="dave").count() == 1
+
+    # and the audit chain starts consistent
+    call_command("verify_audit", quiet=True)
+
+    # when it runs again
+    second = seed()
+
+    # then nothing changed, not even the audit log
+    assert "already seeded" in second
+    assert state() == seeded

@@ -1,0 +1,289 @@
+"""The workflows: a case from intake to close, an authority request's one hop, and their upkeep.
+
+The case row and the request row are the record and change only through their services. A process
+follows one of them: it holds the human task (the ownership task in the team queue) and the timers
+(service levels, the follow-up period, the approval windows) that `manage.py workflow_timers`
+fires. Every handler here calls a service; none writes a case or a request itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from viewflow import this
+from viewflow.workflow import flow
+from viewflow.workflow.lock import select_for_update_lock
+
+from authority.models import RequestStatus
+from h2h_core import services as case_services
+from h2h_core.models import Case, CaseStatus
+from h2h_core.organisation import current_organisation
+from h2h_core.transactions import joined
+
+from . import conf, permissions
+from .models import CaseProcess, RequestProcess
+
+logger = logging.getLogger(__name__)
+# A timer needs a moment; a case without a due time (imported data) gets one that never comes.
+NEVER = timedelta(days=365 * 100)
+
+
+class OwnershipTask(flow.View):
+    """The ownership task: in the team queue until claimed, then the owner's until resolved.
+
+    The permission hooks are adapters over the policy (workflows.permissions). The workflow
+    services call them before every transition, because viewflow checks nothing when a transition
+    is called from code.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(None, **kwargs)
+
+    @staticmethod
+    def _case(task) -> Case:
+        return Case.objects.get(processes__pk=task.process_id)
+
+    def can_assign(self, user, task) -> bool:
+        return not task.owner_id and permissions.may_claim(user, self._case(task))
+
+    def can_unassign(self, user, task) -> bool:
+        return bool(task.owner_id) and permissions.may_hand_over(user, self._case(task))
+
+    def can_execute(self, user, task) -> bool:
+        return task.owner_id == getattr(user, "pk", None) and permissions.may_resolve(user, self._case(task))
+
+
+def _case_of(activation) -> Case:
+    return Case.objects.select_related("owner", "team").get(pk=activation.process.case_id)
+
+
+def _sync_after_commit(case_id: int) -> None:
+    """Bring the case's process in line with the case once this transaction commits.
+
+    Used when a timer finds that the case moved on through an entry point that bypassed the
+    workflow (the case row is the record; the process follows it).
+    """
+    from .services import case_flow_sync
+
+    def sync():
+        try:
+            case_flow_sync(case=Case.objects.get(pk=case_id))
+        except Exception:  # the next timer or step on this case tries again
+            logger.exception("Could not bring the process of case %s up to date", case_id)
+
+    transaction.on_commit(sync)
+
+
+class CaseFlow(flow.Flow):
+    """Case
+
+    Intake and triage, ownership in the team queue, resolution by the owner, follow-up with the
+    customer's rating, then close. Reopening returns the case to its last owner.
+    """
+
+    process_class = CaseProcess
+    lock_impl = select_for_update_lock
+
+    intake = flow.StartHandle(this.take_in).Next(this.triage)
+    triage = flow.Function(this.route).Annotation(title="Triage").Next(this.own)
+    own = (
+        OwnershipTask()
+        .Annotation(title="Own and resolve")
+        .Assign(this.case_owner)
+        .OnTimeout(this.first_response_due, this.first_response_missed, interrupting=False,
+                   title="First response due")
+        .OnTimeout(this.resolution_due, this.resolution_missed, interrupting=False, title="Resolution due")
+        .Next(this.follow_up)
+    )
+    first_response_missed = flow.Function(this.flag_first_response).Next(this.sla_recorded)
+    resolution_missed = flow.Function(this.flag_resolution).Next(this.sla_recorded)
+    sla_recorded = flow.End()
+    follow_up = (
+        flow.Handle(this.back_to_owner)
+        .Annotation(title="Follow-up: the customer rates the outcome")
+        .OnTimeout(this.follow_up_ends, this.close, title="Follow-up period over")
+        .Next(this.own)
+    )
+    close = flow.Function(this.close_case).Annotation(title="Close").Next(this.end)
+    end = flow.End()
+    # A closed case that is reopened starts a new run, straight back to its owner.
+    reopen = flow.StartHandle(this.take_back).Next(this.own)
+
+    # --- start -------------------------------------------------------------------------------
+
+    def take_in(self, activation, case: Case, adopted: bool = False):
+        activation.process.case = case
+        activation.process.artifact = case
+        activation.process.data = {"adopted": adopted}
+        return activation.process
+
+    def take_back(self, activation, case: Case):
+        activation.process.case = case
+        activation.process.artifact = case
+        activation.process.data = {"reopened": True}
+        return activation.process
+
+    def route(self, activation) -> None:
+        """Record the triage case_open did (stakes, due times, team queue) on the process."""
+        case = _case_of(activation)
+        activation.process.data = {
+            **activation.process.data,
+            "team": case.team.slug if case.team_id else None,
+            "stakes": case.stakes_score,
+            "first_response_due": case.first_response_due.isoformat() if case.first_response_due else None,
+            "resolution_due": case.resolution_due.isoformat() if case.resolution_due else None,
+        }
+        activation.process.save(update_fields=["data"])
+
+    def case_owner(self, activation):
+        return _case_of(activation).owner
+
+    # --- service levels ------------------------------------------------------------------------
+
+    def first_response_due(self, activation) -> datetime | timedelta:
+        return _case_of(activation).first_response_due or NEVER
+
+    def resolution_due(self, activation) -> datetime | timedelta:
+        return _case_of(activation).resolution_due or NEVER
+
+    def _flag(self, activation, target: str) -> None:
+        case = _case_of(activation)
+        if case.is_open:
+            with joined():
+                case_services.case_sla_breach(case=case, target=target, tz=current_organisation().tz)
+        else:
+            _sync_after_commit(case.pk)
+
+    def flag_first_response(self, activation) -> None:
+        self._flag(activation, "first_response")
+
+    def flag_resolution(self, activation) -> None:
+        self._flag(activation, "resolution")
+
+    # --- follow-up and close -----------------------------------------------------------------
+
+    def follow_up_ends(self, activation) -> datetime:
+        case = _case_of(activation)
+        return (case.resolved_at or timezone.now()) + conf.follow_up_period()
+
+    def back_to_owner(self, activation) -> None:
+        """The case was reopened during its follow-up: the ownership task goes back to the owner."""
+
+    def close_case(self, activation) -> None:
+        case = _case_of(activation)
+        if case.status == CaseStatus.RESOLVED:
+            with joined():
+                case_services.case_close(actor=None, case=case,
+                                         reason="The follow-up period ended: closed by the timer.")
+        elif case.is_open:  # reopened outside the workflow: this run ends, a new one takes over
+            _sync_after_commit(case.pk)
+
+
+class RequestFlow(flow.Flow):
+    """Authority request
+
+    One hop: the team's managers approve within a window; if none does, the request is offered to
+    the fallback pool until it expires. Never a chain.
+    """
+
+    process_class = RequestProcess
+    lock_impl = select_for_update_lock
+
+    start = flow.StartHandle(this.take_in).Next(this.route)
+    route = flow.If(this.with_fallback_from_the_start).Then(this.fallback_approval).Else(this.team_approval)
+    team_approval = (
+        flow.ConditionalCatch(this.decided)
+        .Annotation(title="The team's managers approve or reject")
+        .OnTimeout(this.team_window_ends, this.offer_fallback, title="Team window over")
+        .Next(this.end)
+    )
+    offer_fallback = flow.Function(this.to_fallback_pool).Annotation(title="Offer to the fallback pool").Next(
+        this.fallback_approval
+    )
+    fallback_approval = (
+        flow.ConditionalCatch(this.decided)
+        .Annotation(title="The fallback pool approves or rejects until expiry")
+        .OnTimeout(this.expires, this.expire, title="Request expires")
+        .Next(this.end)
+    )
+    expire = flow.Function(this.expire_request).Annotation(title="Expire").Next(this.end)
+    end = flow.End()
+
+    def take_in(self, activation, request):
+        activation.process.request = request
+        activation.process.artifact = request
+        return activation.process
+
+    def _request(self, activation):
+        from authority.models import AuthorityRequest
+
+        return AuthorityRequest.objects.get(pk=activation.process.request_id)
+
+    def with_fallback_from_the_start(self, activation) -> bool:
+        return self._request(activation).pool_is_fallback
+
+    def decided(self, activation) -> bool:
+        """The request was approved, rejected, withdrawn or expired, by whichever entry point."""
+        return self._request(activation).status != RequestStatus.OPEN
+
+    def team_window_ends(self, activation) -> datetime:
+        request = self._request(activation)
+        return min(request.created_at + conf.team_approval_window(), request.expires_at)
+
+    def expires(self, activation) -> datetime:
+        return self._request(activation).expires_at
+
+    def to_fallback_pool(self, activation) -> None:
+        from .services import authority_request_offer_fallback
+
+        with joined():
+            authority_request_offer_fallback(request=self._request(activation))
+
+    def expire_request(self, activation) -> None:
+        """Expire through the authority service, in its own transaction once this one commits."""
+        from authority.services import authority_requests_expire
+
+        transaction.on_commit(authority_requests_expire)
+
+
+class UpkeepFlow(flow.Flow):
+    """Workflow upkeep
+
+    Cases and authority requests opened through an entry point that bypassed the workflow layer
+    (the demo seed, an import, the API) are adopted at the next timer run, so their service levels,
+    follow-up and approval windows run like everyone else's. One run a day, each watching for a day.
+    """
+
+    lock_impl = select_for_update_lock
+
+    start = flow.StartTimer(interval=timedelta(days=1)).Next(this.watch)
+    watch = (
+        flow.ConditionalCatch(this.work_waiting)
+        .Annotation(title="Watch for work opened outside the workflow")
+        .OnTimeout(this.day_ends, this.done, title="Day over")
+        .Next(this.adopt)
+    )
+    adopt = flow.Function(this.adopt_work).Annotation(title="Adopt").Next(this.watch)
+    done = flow.End()
+
+    def day_ends(self, activation) -> datetime:
+        return activation.process.created + timedelta(days=1)
+
+    def work_waiting(self, activation) -> bool:
+        from .services import unadopted_cases, unadopted_requests
+
+        return unadopted_cases().exists() or unadopted_requests().exists()
+
+    def adopt_work(self, activation) -> None:
+        from .services import adopt_waiting_work
+
+        with joined():
+            adopted = adopt_waiting_work()
+        activation.task.data = {**(activation.task.data or {}), "adopted": adopted}
+        activation.task.save(update_fields=["data"])
+
+
+__all__ = ["CaseFlow", "CaseProcess", "OwnershipTask", "RequestFlow", "RequestProcess", "UpkeepFlow"]

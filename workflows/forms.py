@@ -1,0 +1,39 @@
+"""Forms of the case workspace: they shape input for the workflow services and decide nothing."""
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from h2h_core.models import CaseCategory, Customer
+
+
+class CaseIntakeForm(forms.Form):
+    customer = forms.ModelChoiceField(queryset=Customer.objects.order_by("name"), empty_label="Choose a customer")
+    subject = forms.CharField(max_length=200)
+    category = forms.ChoiceField(choices=CaseCategory.choices, label="Moment that matters")
+    amount_at_stake = forms.DecimalField(max_digits=16, decimal_places=2, min_value=0, initial=0,
+                                         widget=forms.TextInput(attrs={"inputmode": "decimal"}))
+    currency = forms.ChoiceField(choices=[(code, code) for code in settings.CURRENCIES],
+                                 initial=settings.H2H_BASE_CURRENCY)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=4000)
+
+
+class HandoverForm(forms.Form):
+    to_user = forms.ModelChoiceField(queryset=get_user_model().objects.none(), label="New owner",
+                                     empty_label="Choose a colleague")
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000,
+                           label="Context note (the new owner reads it first)")
+
+    def __init__(self, *args, candidates=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if candidates is not None:
+            self.fields["to_user"].queryset = candidates
+
+
+class ReopenForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, label="Why reopen?")
+
+
+class RatingForm(forms.Form):
+    rating = forms.TypedChoiceField(choices=[(n, str(n)) for n in range(1, 6)], coerce=int,
+                                    widget=forms.RadioSelect, label="Your rating")
