@@ -3,9 +3,14 @@
 `seed_demo()` is idempotent and deterministic: a plan is drawn from `random.Random(SEED)` (it never
 depends on what the database holds), then every object of the plan that is not there yet is
 created through its service. People are found by username, teams by slug, customers by name, cases
-by subject (each subject carries an invoice, contract or incident number), grants by subject, kind
-and reason, decisions by idempotency key, and a case's later steps by the events on its timeline.
-A second run therefore writes nothing, not even an audit event.
+by customer and subject (each subject carries an invoice, contract or incident number), grants by
+subject, kind and reason, decisions by an idempotency key naming the case and step, and a case's
+other steps by the events on its timeline. A second run therefore writes nothing, not even an audit
+event, and a run that was interrupted picks up where it stopped.
+
+Team grants and the managers' own grants are made by the admin and kept within the kinds'
+confirmation thresholds: a team's managers may not grant to it, and with a single superuser nobody
+could confirm more for a manager. Grants above a threshold go to a second actor who may confirm.
 
 Two things are relative to the moment of the run: cases are opened over the last ~90 days and
 exchange rates are dated on the Mondays of the last quarter (their values depend only on the date).
@@ -767,7 +772,7 @@ class _Seeder:
 
     def cases(self, customers: dict[str, Customer]) -> None:
         subjects = [plan.subject for plan in self.plan.cases]
-        existing = {case.subject: case for case in Case.objects.filter(subject__in=subjects)}
+        existing = {(case.customer_id, case.subject): case for case in Case.objects.filter(subject__in=subjects)}
         events: dict[int, Counter] = {}
         if existing:
             rows = (CaseEvent.objects.filter(case__in=existing.values()).values("case_id", "kind")
@@ -783,7 +788,7 @@ class _Seeder:
             .values_list("object_id", flat=True) if pk.isdigit()
         }
         for plan in self.plan.cases:
-            case = existing.get(plan.subject)
+            case = existing.get((customers[plan.customer].pk, plan.subject))
             if case is None:
                 case = case_open(
                     actor=None, customer=customers[plan.customer], subject=plan.subject, category=plan.category,
@@ -793,15 +798,16 @@ class _Seeder:
                 self.report.created["cases"] += 1
             self._advance(plan, case, events.get(case.pk, Counter()))
 
-    def _key(self, plan: CasePlan, index: int) -> str:
-        return f"{KEY_PREFIX}:{plan.number}:{index}"
+    def _key(self, case: Case, index: int) -> str:
+        """Name step `index` of `case`: the case's own id, so plans of other scales never collide."""
+        return f"{KEY_PREFIX}:{case.pk}:{index}"
 
     def _done(self, plan: CasePlan, case: Case, seen: Counter) -> list[bool]:
         """Say for each step whether it already happened, from the case's timeline."""
         done, occurrences = [], Counter()
         for index, step in enumerate(plan.steps):
             if step.action == "decide":
-                done.append(self._key(plan, index) in self.decision_keys)
+                done.append(self._key(case, index) in self.decision_keys)
             elif step.action == "attempt":
                 done.append(case.pk in self.refused_cases)
             else:
@@ -836,7 +842,7 @@ class _Seeder:
         elif action == "request":
             authority_request_open(actor=actor, case=case, kind=self.kinds[step.kind], amount=step.amount,
                                    currency=step.currency or None, justification=step.text,
-                                   idempotency_key=self._key(plan, index))
+                                   idempotency_key=self._key(case, index))
             self.report.created["authority requests"] += 1
         elif action in ("approve", "reject"):
             request = AuthorityRequest.objects.filter(case=case, kind=self.kinds[step.kind]).latest("created_at", "id")
@@ -854,11 +860,11 @@ class _Seeder:
                 raise AssertionError(f"The demo expected {step.actor}'s {step.kind} on {plan.subject} to be refused.")
             return
         elif action == "decide":
-            self._decide(plan, case, index, step, actor)
+            self._decide(case, index, step, actor)
             return
         self.report.created["case steps"] += 1
 
-    def _decide(self, plan: CasePlan, case: Case, index: int, step: Step, actor) -> None:
+    def _decide(self, case: Case, index: int, step: Step, actor) -> None:
         kind = self.kinds[step.kind]
         currency = step.currency or None
         if not step.story:
@@ -871,7 +877,7 @@ class _Seeder:
                 if left_after < verdict.period_limit * PERIOD_RESERVE:
                     return
         decision_execute(actor=actor, case=case, kind=kind, amount=step.amount, currency=currency,
-                         rationale=step.text, idempotency_key=self._key(plan, index))
+                         rationale=step.text, idempotency_key=self._key(case, index))
         self.report.created["decisions"] += 1
 
 

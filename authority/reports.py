@@ -540,8 +540,9 @@ def refusals_matching(filters: DecisionFilters) -> QuerySet[AuditEvent]:
     return qs.order_by("-seq")
 
 
-def capped_count(qs: QuerySet, cap: int = COUNT_CAP) -> tuple[int, bool]:
+def capped_count(qs: QuerySet, cap: int | None = None) -> tuple[int, bool]:
     """Count at most `cap` rows (one bounded query): (count, True when there are more)."""
+    cap = COUNT_CAP if cap is None else cap
     found = qs.order_by()[: cap + 1].count()
     return min(found, cap), found > cap
 

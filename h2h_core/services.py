@@ -347,7 +347,7 @@ def case_sla_breach(*, case: Case, target: str, tz=None) -> list:
         raise ValidationError({"target": f"Unknown service level {target!r}."})
     label = SLA_TARGETS[target]
     with service_atomic():
-        case = Case.objects.select_for_update().select_related("owner", "team").get(pk=case.pk)
+        case = Case.objects.select_for_update(of=("self",)).select_related("owner", "team").get(pk=case.pk)
         now = timezone.now()
         due = case.first_response_due if target == "first_response" else case.resolution_due
         missed = due is not None and due <= now and case.status in OPEN_STATUSES and (

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -109,6 +110,10 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         fields = _django_validation_fields(exc)
         return Response(error_body("invalid", validation_message(fields), fields), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, SuspiciousOperation):
+        # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE, or too many fields
+        return Response(error_body("bad_request", str(exc) or "The request cannot be processed."),
+                        status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404 | ObjectDoesNotExist):
         exc = exceptions.NotFound(str(exc) if str(exc) and isinstance(exc, Http404) else None)
     elif isinstance(exc, DjangoPermissionDenied):
@@ -143,6 +148,7 @@ def _api_exception_response(exc: exceptions.APIException) -> Response:
     return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
 
 
+@csrf_exempt  # it changes nothing; without this a POST here would get Django's HTML CSRF page
 def not_found_json(request, *args, **kwargs):
     """Answer an unknown address under /api/ in the error shape (Django's own 404 is an HTML page)."""
     hint = ""

@@ -45,6 +45,18 @@ class AmountField(serializers.Field):
         return amount_text(getattr(value, self.amount_attr), getattr(value, self.currency_attr) or "")
 
 
+class ExactDecimalField(serializers.DecimalField):
+    """An exact amount in: a string such as "120.50" (preferred: no binary rounding) or a JSON number.
+
+    Documented by authority.api.schema.ExactDecimalSchema.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 19)
+        kwargs.setdefault("decimal_places", 4)
+        super().__init__(**kwargs)
+
+
 def id_field(**kwargs) -> serializers.IntegerField:
     return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
 
@@ -149,7 +161,7 @@ class CaseIn(serializers.Serializer):
     subject = text_field(max_length=200)
     description = text_field(max_length=10000, required=False, allow_blank=True, default="")
     category = serializers.ChoiceField(choices=CaseCategory.choices)
-    amount_at_stake = serializers.DecimalField(max_digits=16, decimal_places=2, min_value=Decimal(0))
+    amount_at_stake = ExactDecimalField(max_digits=16, decimal_places=2, min_value=Decimal(0))
     currency = currency_field()
 
 
@@ -217,8 +229,8 @@ class VerdictOut(serializers.Serializer):
 class DecisionIn(serializers.Serializer):
     case = id_field(help_text="The case's id; you must own it and it must be open.")
     kind = kind_field()
-    amount = serializers.DecimalField(max_digits=19, decimal_places=4,
-                                      help_text="Exact amount: money in its currency's minor digits.")
+    amount = ExactDecimalField(
+        help_text="Exact amount: money in its currency's minor digits.")
     currency = currency_field(required=False, allow_blank=True, default="",
                               help_text="For money kinds; leave empty for months, percent and counts.")
     rationale = text_field(help_text="Why: part of the record.")
@@ -227,7 +239,7 @@ class DecisionIn(serializers.Serializer):
 class CheckIn(serializers.Serializer):
     case = id_field(help_text="The case's id.")
     kind = kind_field()
-    amount = serializers.DecimalField(max_digits=19, decimal_places=4)
+    amount = ExactDecimalField()
     currency = currency_field(required=False, allow_blank=True, default="")
 
 
@@ -265,7 +277,7 @@ class DecisionQuery(serializers.Serializer):
 class RequestIn(serializers.Serializer):
     case = id_field(help_text="The case's id; you must own it.")
     kind = kind_field()
-    amount = serializers.DecimalField(max_digits=19, decimal_places=4)
+    amount = ExactDecimalField()
     currency = currency_field(required=False, allow_blank=True, default="")
     justification = text_field(help_text="Why the customer needs this; the approver reads it.")
 
@@ -313,10 +325,8 @@ class RejectIn(serializers.Serializer):
 
 class GrantTermsIn(serializers.Serializer):
     effect = serializers.ChoiceField(choices=Effect.choices, default=Effect.PERMIT)
-    per_case_limit = serializers.DecimalField(max_digits=19, decimal_places=4, required=False, allow_null=True,
-                                              default=None)
-    period_limit = serializers.DecimalField(max_digits=19, decimal_places=4, required=False, allow_null=True,
-                                            default=None)
+    per_case_limit = ExactDecimalField(required=False, allow_null=True, default=None)
+    period_limit = ExactDecimalField(required=False, allow_null=True, default=None)
     period = serializers.ChoiceField(choices=Period.choices, default=Period.NONE)
     currency = currency_field(required=False, allow_blank=True, default="")
     scope_categories = serializers.ListField(child=serializers.ChoiceField(choices=CaseCategory.choices),

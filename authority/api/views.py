@@ -63,8 +63,12 @@ class ApiMixin:
 
 
 def query(serializer_class, request) -> dict:
-    """Validate the query string with `serializer_class`; bad filters are a 400, not an empty list."""
-    serializer = serializer_class(data=request.query_params)
+    """Validate the query string with `serializer_class`; bad filters are a 400, not an empty list.
+
+    A plain dict, not the QueryDict: DRF reads a blank form value as "absent", so `?status=` would
+    quietly list everything; here a blank value is checked like any other and refused.
+    """
+    serializer = serializer_class(data={key: request.query_params.get(key) for key in request.query_params})
     serializer.is_valid(raise_exception=True)
     return {key: value for key, value in serializer.validated_data.items() if value is not None}
 

@@ -57,6 +57,7 @@ class ChainReport:
     last_seq: int  # the last entry verified intact (0: none)
     last_hash: str
     last_time: datetime | None
+    chain_intact: bool = True  # every entry hashes and links; false when the break is in the chain itself
     checkpoints: list[CheckpointResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -113,10 +114,10 @@ def _verify(chunk_size: int) -> ChainReport:
             state.check(dict(zip(_STREAMED_FIELDS, row, strict=True)))
         state.finish()
     except _Broken as broken:
-        first_bad, message = broken.seq, broken.message
+        first_bad, message, chain_intact = broken.seq, broken.message, False
         total = AuditEvent.objects.count()
     else:
-        first_bad, message, total = None, "", state.count
+        first_bad, message, chain_intact, total = None, "", True, state.count
     checkpoints, warnings = _verify_checkpoints()
     failed = [result for result in checkpoints if not result.ok]
     if first_bad is None and failed:
@@ -130,6 +131,7 @@ def _verify(chunk_size: int) -> ChainReport:
         last_seq=state.last_seq,
         last_hash=state.last_hash,
         last_time=state.last_time,
+        chain_intact=chain_intact,
         checkpoints=checkpoints,
         warnings=warnings,
     )
@@ -146,6 +148,7 @@ class _ChainWalk:
         self.last_hash = GENESIS_HASH
         self.last_prev_hash: str | None = None
         self.last_time: datetime | None = None
+        self.before_last: tuple[int, str, datetime | None] = (0, GENESIS_HASH, None)
 
     def check(self, entry: dict) -> None:
         seq, expected = entry["seq"], self.last_seq + 1
@@ -177,6 +180,7 @@ class _ChainWalk:
         if computed != entry["hash"]:
             raise _Broken(seq, f"entry {seq} was altered: its hash does not match its content")
         self.count += 1
+        self.before_last = (self.last_seq, self.last_hash, self.last_time)
         self.last_seq, self.last_hash, self.last_prev_hash = seq, entry["hash"], entry["prev_hash"]
         self.last_time = entry["occurred_at"]
 
@@ -185,8 +189,12 @@ class _ChainWalk:
             raise _Broken(self.last_seq + 1, f"{_entries(self.last_seq + 1, self.head_seq)} missing (removed): "
                                              f"the chain head is at entry {self.head_seq}")
         if self.last_hash != self.head_hash:
-            raise _Broken(self.last_seq, f"entry {self.last_seq} does not match the chain head: "
-                                         "it was rewritten (or the head was)")
+            if self.last_seq == 0:
+                raise _Broken(0, "the log is empty but the chain head's hash is not the genesis hash")
+            bad = self.last_seq  # the head does not vouch for it after all: not verified intact
+            self.count -= 1
+            self.last_seq, self.last_hash, self.last_time = self.before_last
+            raise _Broken(bad, f"entry {bad} does not match the chain head: it was rewritten (or the head was)")
 
 
 def _verify_checkpoints() -> tuple[list[CheckpointResult], list[str]]:

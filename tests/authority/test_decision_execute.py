@@ -332,6 +332,19 @@ def test_bad_input_is_a_validation_error_and_changes_nothing(alice, case_owned_b
     assert state() == before and audit_seq() == audit_before
 
 
+@pytest.mark.parametrize("key", ["", "   ", "k" * 101, "line\nbreak"])
+def test_a_malformed_idempotency_key_is_a_validation_error(alice, case_owned_by_alice, key):
+    # given alice may refund
+    grant_refund(alice)
+    before, audit_before = state(), audit_seq()
+    # when her idempotency key is empty, too long or not printable
+    with pytest.raises(ValidationError) as invalid:
+        execute(alice, case_owned_by_alice, "10", key=key)
+    # then nothing changed
+    assert "idempotency_key" in invalid.value.message_dict
+    assert state() == before and audit_seq() == audit_before
+
+
 def test_an_unknown_currency_is_a_validation_error(alice, case_owned_by_alice):
     # given alice may refund in EUR
     grant_refund(alice)

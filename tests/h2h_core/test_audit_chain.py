@@ -15,6 +15,10 @@ from h2h_core.audit.verify import verify_chain
 from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead
 from tests.factories import UserFactory
 
+# Committed for real, then flushed. serialized_rollback restores the migrations' reference data and
+# keeps the flush from recreating content types, which would clash with other serialized tests.
+TRANSACTIONAL = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
 
 def record(action="case.note_added", **fields):
     with transaction.atomic():
@@ -113,7 +117,7 @@ def test_an_empty_log_verifies():
     assert report.summary() == "Audit chain intact: 0 of 0 entries verified (the log is empty)"
 
 
-@pytest.mark.django_db(transaction=True)
+@TRANSACTIONAL
 def test_audit_record_outside_a_transaction_raises():
     # given no transaction is open (a transactional test runs in autocommit)
     before = AuditEvent.objects.count()
@@ -124,7 +128,7 @@ def test_audit_record_outside_a_transaction_raises():
     assert AuditEvent.objects.count() == before
 
 
-@pytest.mark.django_db(transaction=True)
+@TRANSACTIONAL
 def test_a_transactional_test_records_events_and_is_still_flushed(tmp_path, settings):
     # given a transactional test (committed rows; the flush that ends it must empty the audit
     # tables despite their triggers)
@@ -141,7 +145,7 @@ def test_a_transactional_test_records_events_and_is_still_flushed(tmp_path, sett
     # (the teardown flush then runs; an error there fails this test)
 
 
-@pytest.mark.django_db(transaction=True)
+@TRANSACTIONAL
 def test_after_a_flush_the_audit_tables_are_empty_and_still_append_only():
     # given the transactional test above left committed audit rows for the flush to remove
     # when this transactional test starts

@@ -206,6 +206,7 @@ def test_a_forged_signature_is_detected(signing_key):
     assert code == 1
     assert "First bad sequence number: 2" in err
     assert "FAILED checkpoint at entry 2" in err and "signature does not verify" in err
+    assert "All 2 entries hash and link correctly, but a signed checkpoint does not agree" in err
 
 
 @pytest.mark.django_db
@@ -231,7 +232,7 @@ def test_a_checkpoint_whose_hash_the_chain_no_longer_has_is_detected(signing_key
     assert "First bad sequence number: 2" in err
     assert "the chain's hash at entry 2 is not the signed one" in err
     report = verify_chain()
-    assert report.count == report.total == 3  # every entry, on its own, still hashes correctly
+    assert report.chain_intact and report.count == report.total == 3  # the chain alone looks intact
 
 
 @pytest.mark.django_db

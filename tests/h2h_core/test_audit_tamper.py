@@ -159,6 +159,7 @@ def test_a_rehashed_last_entry_is_caught_by_the_head(bypass_audit_triggers):
     assert code == 1
     assert "First bad sequence number: 3" in err
     assert "entry 3 does not match the chain head" in err
+    assert "2 of 3 entries verified before it" in err
 
 
 @pytest.mark.django_db

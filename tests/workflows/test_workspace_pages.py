@@ -41,8 +41,8 @@ def test_my_cases_come_by_resolution_due_then_stakes(client, alice, retention):
     now = timezone.now()
     later = CaseFactory(team=retention, owner=alice, subject="Due later", resolution_due=now + timedelta(days=2),
                         stakes_score=90)
-    low = CaseFactory(team=retention, owner=alice, subject="Due soon, low stakes", resolution_due=now + timedelta(hours=3),
-                      stakes_score=20)
+    low = CaseFactory(team=retention, owner=alice, subject="Due soon, low stakes",
+                      resolution_due=now + timedelta(hours=3), stakes_score=20)
     high = CaseFactory(team=retention, owner=alice, subject="Due soon, high stakes",
                        resolution_due=now + timedelta(hours=3), stakes_score=80)
     client.force_login(alice)

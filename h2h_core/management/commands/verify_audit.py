@@ -20,7 +20,11 @@ class Command(BaseCommand):
         if not report.ok:
             self.stderr.write(report.summary())
             self.stderr.write(f"First bad sequence number: {report.first_bad_seq}")
-            self.stderr.write(f"{report.count} of {report.total} entries verified before it.")
+            if report.chain_intact:
+                self.stderr.write(f"All {report.total} entries hash and link correctly, but a signed checkpoint "
+                                  "does not agree with them (below).")
+            else:
+                self.stderr.write(f"{report.count} of {report.total} entries verified before it.")
             for result in report.checkpoints:
                 if not result.ok:
                     self.stderr.write(f"FAILED {result.message}")
