@@ -26,7 +26,7 @@ run: seed
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 	$(PY) -m ruff check .
 
 lint: install

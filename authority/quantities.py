@@ -7,6 +7,7 @@ ValidationError at the edge instead of a 500 (or worse, a silently rounded refun
 from __future__ import annotations
 
 import math
+import re
 from decimal import ROUND_UP, Decimal, InvalidOperation
 
 import moneyed
@@ -18,6 +19,10 @@ from .models import AuthorityKind, Unit
 MAX_AMOUNT = Decimal("1000000000")
 PERCENT_MAX = Decimal("100")
 PERCENT_PLACES = 2
+# ISO 4217 codes for precious metals, funds, test and "no currency": never the currency of a refund.
+NOT_TENDER = frozenset({"XAU", "XAG", "XPT", "XPD", "XDR", "XTS", "XXX", "XBA", "XBB", "XBC", "XBD", "XSU", "XUA"})
+# Plain ASCII decimal notation; Decimal() alone would also take "1_000" and non-ASCII digits.
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def currency_exponent(code: str) -> int:
@@ -33,8 +38,8 @@ def known_currency(code: str) -> moneyed.Currency:
         currency = moneyed.get_currency(code)
     except moneyed.CurrencyDoesNotExist:
         raise ValidationError(f"{code} is not a known ISO 4217 currency.", code="currency") from None
-    if code == "XXX":
-        raise ValidationError("XXX (no currency) cannot carry an amount.", code="currency")
+    if code in NOT_TENDER:
+        raise ValidationError(f"{code} is not a currency an amount can be paid in.", code="currency")
     return currency
 
 
@@ -85,6 +90,8 @@ def to_decimal(value, *, field: str = "amount") -> Decimal:
         raise ValidationError({field: f"{str(value)[:40]!r} is not a number."}) from None
     if not amount.is_finite():
         raise ValidationError({field: "The amount must be a finite number."})
+    if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()):
+        raise ValidationError({field: f"{value[:40]!r} is not a plain number: use digits and a decimal point."})
     return amount
 
 

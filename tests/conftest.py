@@ -146,3 +146,10 @@ def _audit_tables_flushable(request):
                 cursor.execute(f"DELETE FROM {table}")
             for statement in sql.SQLITE_INSTALL:
                 cursor.execute(statement)
+
+
+def pytest_configure(config):
+    """Hash test passwords quickly: the default hasher costs about 0.3 s per user by design."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

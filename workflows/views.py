@@ -107,7 +107,7 @@ def case_detail(request, pk: int, decision_form=None, request_form=None, verdict
             Decision.objects.filter(case__customer_id=case.customer_id, executed_at__gte=month_start)
             .select_related("kind", "agent", "case").order_by("-executed_at")[:20]
         ),
-        "authority": selectors.case_authority(agent=request.user, case=case) if is_owner else [],
+        **(_authority_rows(request.user, case) if is_owner else {"authority": [], "no_authority": []}),
         "decision_form": decision_form or DecisionForm(initial={"currency": str(case.amount_at_stake.currency)}),
         "request_form": request_form,
         "verdict": verdict,
@@ -121,6 +121,15 @@ def case_detail(request, pk: int, decision_form=None, request_form=None, verdict
         ) else None,
     }
     return render(request, "workflows/case_detail.html", context, status=status)
+
+
+def _authority_rows(user, case: Case) -> dict:
+    """Headroom per kind the user holds authority for; the kinds without any, as one line."""
+    rows = selectors.case_authority(agent=user, case=case)
+    return {
+        "authority": [row for row in rows if row["verdict"].deciding_grants],
+        "no_authority": [row["kind"].name for row in rows if not row["verdict"].deciding_grants],
+    }
 
 
 @login_required

@@ -45,9 +45,10 @@ def evaluate(
 ) -> Verdict:
     """Answer "may `agent` decide `kind` of `amount` on `case` at `at` (default now)?".
 
-    Queries: grants (1), usage counters (1), exchange rates (1, only across currencies) and the
-    approver pool (1, only when refused). History never adds a query: usage is kept in counters.
-    Pass `case` with its customer loaded (select_related) to keep it that way.
+    Queries: grants (1), usage counters (1), exchange rates (1, only when the deciding grant or a
+    one-off grant of the case is in another currency) and the approver pool (1, only when refused).
+    History never adds a query: usage is kept in counters. Pass `case` with its customer loaded
+    (select_related) to keep it that way.
     """
     amount = parse_amount(amount, kind=kind, currency=currency)
     at = validate_instant(at)

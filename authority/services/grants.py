@@ -70,7 +70,9 @@ def validate_terms(*, kind: AuthorityKind, terms: GrantTerms) -> GrantTerms:
     """Return the terms with amounts parsed, or raise ValidationError naming every bad field."""
     errors: dict[str, str] = {}
     currency = terms.currency or ""
-    if kind.is_money:
+    # A suspension carries no amount, so it needs no currency.
+    is_bare_suspension = terms.effect == Effect.FORBID and not currency
+    if kind.is_money and not is_bare_suspension:
         try:
             known_currency(currency)
         except ValidationError as error:
@@ -234,7 +236,8 @@ def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str) -> Gran
                            user=current.subject_user, team=current.subject_team, role=current.subject_role,
                            previous=current)
         if new.status == GrantStatus.ACTIVE:
-            current.superseded_at = timezone.now()
+            # A change scheduled for later keeps the old version in force until then: no gap.
+            current.superseded_at = max(timezone.now(), new.valid_from)
             current.save(update_fields=["superseded_at"])
         action = "grant.change_pending" if new.status == GrantStatus.PENDING else "grant.changed"
         audit_record(actor=actor, action=action, object_type="grant", object_id=new.pk,
@@ -257,7 +260,7 @@ def grant_confirm(*, actor, grant: Grant) -> Grant:
         pending.confirmed_at = now
         pending.save(update_fields=["status", "confirmed_by", "confirmed_at"])
         if previous is not None and previous.superseded_at is None:
-            previous.superseded_at = now
+            previous.superseded_at = max(now, pending.valid_from)
             previous.save(update_fields=["superseded_at"])
         audit_record(actor=actor, action="grant.confirmed", object_type="grant", object_id=pending.pk,
                      before=grant_snapshot(previous) if previous else None, after=grant_snapshot(pending))

@@ -1,45 +1,64 @@
 """Schemathesis against the live OpenAPI schema, as an agent, a manager and an auditor.
 
-Every operation gets valid and invalid input of every kind the schema allows Schemathesis to
-invent: no answer may be a server error, break the schema, or leave the one error shape.
+Every operation gets valid and invalid input of every kind Schemathesis derives from the schema
+(wrong types, missing and extra fields, blanks, huge numbers, odd characters, bad headers): no
+answer may be a server error or break the schema, and every error keeps the one error shape.
+
+The normal suite runs the examples and fuzzing phases with a few examples per operation and role,
+to stay fast. For a deep run, raise the examples and add the coverage phase (boundary values of
+every parameter; about 1,600 more requests per role):
+
+    H2H_FUZZ_EXAMPLES=100 H2H_FUZZ_COVERAGE=1 python -m pytest tests/api/test_fuzz_schemathesis.py
 """
+
+import os
+from decimal import Decimal
 
 import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings
+from rest_framework.authtoken.models import Token
 
-from h2h_core.models import Role
-from tests.factories import CaseFactory, UserFactory
+from authority.services import GrantTerms, authority_request_open, decision_execute, grant_create
+from h2h_core.models import CaseStatus, Role
+from tests.factories import CaseFactory, UserFactory, kind
 
-from .helpers import client_for, grant_refund
+from .helpers import grant_refund
 
 # Input the schema allows but the domain refuses (an amount with too many decimals for its
 # currency, an unknown customer, a rationale of blanks) is a 400: the schema cannot say everything.
 POSITIVE_EXPECTED = ["2xx", "400", "401", "403", "404", "409", "422", "429"]
 
+EXAMPLES = int(os.environ.get("H2H_FUZZ_EXAMPLES", "15"))
+COVERAGE = os.environ.get("H2H_FUZZ_COVERAGE", "") == "1"
+
 CONFIG = schemathesis.Config.from_dict({
     "checks": {
         "positive_data_acceptance": {"expected-statuses": POSITIVE_EXPECTED},
     },
+    "phases": {"coverage": {"enabled": COVERAGE}},
 })
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application(), config=CONFIG)
 
-EXAMPLES = 15
-
 
 @pytest.fixture
 def tokens(retention, alice, maria):
-    """An agent with a case and authority, her manager, and an auditor: ids start small, so some examples hit."""
+    """Alice (agent) with authority, a case, a decision and an open request; maria (her manager) with a
+    pending grant she made; audrey (auditor). Ids start at 1, so some generated ids hit real rows."""
     audrey = UserFactory(username="audrey", roles=[Role.AUDITOR])
     grant_refund(alice)
     grant_refund(maria, per_case="5000", per_month="20000")
-    CaseFactory(owner=alice, team=retention)
-    return {
-        role: client_for(user)._credentials["HTTP_AUTHORIZATION"]
-        for role, user in (("agent", alice), ("manager", maria), ("auditor", audrey))
-    }
+    case = CaseFactory(owner=alice, team=retention)
+    CaseFactory(owner=None, team=retention, status=CaseStatus.QUEUED)
+    decision_execute(actor=alice, case=case, kind=kind("refund"), amount="20.00", currency="EUR", rationale="seed")
+    authority_request_open(actor=alice, case=case, kind=kind("refund"), amount="1200.00", currency="EUR",
+                           justification="seed")
+    grant_create(actor=maria, kind=kind("refund"), user=alice, reason="seed",
+                 terms=GrantTerms(per_case_limit=Decimal("3000"), currency="EUR"))
+    return {role: f"Token {Token.objects.get_or_create(user=user)[0].key}"
+            for role, user in (("agent", alice), ("manager", maria), ("auditor", audrey))}
 
 
 @pytest.mark.django_db

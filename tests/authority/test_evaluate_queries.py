@@ -96,6 +96,8 @@ def test_evaluate_needs_the_same_few_queries_for_one_grant_or_fifty_and_any_hist
         with django_assert_max_num_queries(4) as captured:
             verdict = policy.evaluate(agent=alice, kind=refund, amount=amount, currency=currency, case=case, at=AT)
         assert verdict.allowed is allowed, verdict.reasons
+        # evaluate only reads: a refusal changes nothing
+        assert all(query["sql"].lstrip().upper().startswith("SELECT") for query in captured.captured_queries)
         return len(captured)
 
     # when alice asks with one grant and no history, then with 50 grants and 1,000 history rows
@@ -103,7 +105,7 @@ def test_evaluate_needs_the_same_few_queries_for_one_grant_or_fifty_and_any_hist
     add_many_grants(alice, retention, case, refund)
     add_long_history(alice, case, refund, grant)
     many = ask()
-    # then both take the same number of queries, never more than four
+    # then both take the same number of queries, never more than four, and write nothing
     assert few == many == queries
 
 

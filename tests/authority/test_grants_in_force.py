@@ -49,7 +49,7 @@ def history(alice, retention):
     r1 = GrantFactory(subject_role=role(Role.AGENT), valid_from=T1)
     GrantFactory(subject_user=UserFactory(username="bob"), valid_from=T0)
     GrantFactory(subject_team=TeamFactory(name="Sales", slug="sales"), valid_from=T0)
-    return {name: grant for name, grant in locals().items() if name not in {"alice", "retention"}}
+    return {"p1": p1, "p2": p2, "p3": p3, "g1": g1, "t1": t1, "t2": t2, "t3": t3, "r1": r1}
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from guardian.shortcuts import assign_perm
 
 from authority import policy, usage
 from authority.models import Effect, GrantStatus, Period, UsageCounter
@@ -550,8 +551,6 @@ def test_a_refusal_lists_the_managers_of_the_agents_team(alice, maria, retention
     team_manager(retention, "zoe")
     team_manager(retention, "ina", is_active=False)
     team_manager(TeamFactory(name="Sales", slug="sales"), "bob")
-    from guardian.shortcuts import assign_perm
-
     assign_perm("h2h_core.manage_team", alice, retention)
     # when she asks
     verdict = ask(alice, case, amount)

@@ -44,7 +44,8 @@ def log(cast):
         "alice_big": DecisionFactory(case=CaseFactory(owner=cast["alice"], team=cast["retention"]),
                                      amount=Decimal("480"), executed_at=now - timedelta(days=3)),
         "carol_fee": DecisionFactory(case=CaseFactory(owner=cast["carol"], team=cast["billing"], customer=acme),
-                                     kind=kind("fee_waiver"), amount=Decimal("90"), executed_at=now - timedelta(days=10)),
+                                     kind=kind("fee_waiver"), amount=Decimal("90"),
+                                     executed_at=now - timedelta(days=10)),
         "erin_old": DecisionFactory(case=CaseFactory(owner=cast["erin"], team=cast["onboarding"]),
                                     amount=Decimal("200"), executed_at=now - timedelta(days=40)),
     }
