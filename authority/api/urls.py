@@ -31,5 +31,5 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerUI.as_view(url_name="api:schema"), name="docs"),
     # Anything else under /api/ is a 404 in the API's error shape, not an HTML page.
-    re_path(r"^.*$", not_found_json),
+    re_path(r"^[\s\S]*$", not_found_json),  # [\s\S]: a path may contain a newline
 ]

@@ -157,3 +157,7 @@ def test_the_schema_and_its_swagger_ui_are_served_without_any_cdn(client):
         assert "cdn" not in text.lower() and "unpkg" not in text and "jsdelivr" not in text
     # the page runs no inline script (the CSP allows scripts from 'self' only)
     assert "<script>" not in html and '"validatorUrl": null' in js
+
+
+def test_an_address_with_a_newline_in_it_is_still_a_json_404(as_alice):
+    assert_error_shape(as_alice.post("/api/v1/grants/%0A/reject/", {}, format="json"), 404, "not_found")

@@ -176,7 +176,7 @@ def test_a_redirect_is_not_a_delivery(alice, retention):
 def test_only_active_endpoints_subscribed_to_the_topic_receive_it(alice, retention, receiver):
     # given a refunds subscriber, a subscriber of another topic, and a disabled endpoint
     endpoint(receiver.url, name="refunds", topics=[kind("refund").outbox_topic])
-    endpoint(receiver.url, name="credits only", topics=["crm.goodwill_credit"])
+    endpoint(receiver.url, name="credits only", topics=["billing.credit.apply"])
     endpoint(receiver.url, name="disabled", active=False)
     execute_refunds(alice, retention, 2)
     # when delivered

@@ -281,3 +281,18 @@ def test_intake_refuses_bad_input_and_starts_nothing(alice, customer):
         services.case_flow_open(actor=alice, customer=customer, subject=" ", category="complaint",
                                 amount_at_stake=Decimal("10"), currency="EUR")
     assert not CaseProcess.objects.exists() and not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_processes_are_read_only_in_the_admin(client, queued_case):
+    # given a superuser and a case with its process
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    process = services.current_process(queued_case)
+    # then the lists and the process render, and nobody adds or deletes one there
+    for model in ("caseprocess", "requestprocess"):
+        assert client.get(f"/admin/workflows/{model}/").status_code == 200
+        assert client.get(f"/admin/workflows/{model}/add/").status_code == 403
+    assert client.get(f"/admin/workflows/caseprocess/{process.pk}/change/").status_code == 200
+    assert client.post(f"/admin/workflows/caseprocess/{process.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert CaseProcess.objects.filter(pk=process.pk).exists()
