@@ -1,9 +1,9 @@
 """Workflow steps: each calls the case or authority service and advances the process, in one transaction.
 
-Locks are taken in one order everywhere: the process row (viewflow's select_for_update lock), then
-the case row (inside the case service), then the audit head (last, inside audit_record). The timer
-dispatcher takes the process lock first too, so a step and a timer on the same case queue up
-instead of deadlocking.
+Locks are taken in one order everywhere: the process row (the row viewflow's select_for_update_lock
+locks), then the case row (inside the case service), then the audit head (last, inside
+audit_record). The timer dispatcher takes the process lock first too, so a step and a timer on the
+same case queue up instead of deadlocking.
 
 A case or request that reached the database through an entry point that bypassed this layer (the
 demo seed, an import, the API) is adopted: it gets its process on the first step taken here, or at
@@ -74,6 +74,20 @@ def _activation(task: Task):
     return task.flow_task.activation_class(task)
 
 
+@contextmanager
+def _process_locked(flow_class, process_pk: int) -> Iterator[None]:
+    """Hold the process row lock for the rest of the step's transaction.
+
+    The step waits for the row (a timer holds it for milliseconds) instead of failing fast:
+    viewflow's select_for_update_lock retries NOWAIT, and on PostgreSQL a failed NOWAIT aborts the
+    enclosing transaction, so inside a composed step it could not retry. With the row already held
+    by this transaction, viewflow's own lock, taken by the nodes it runs, succeeds at once.
+    """
+    flow_class.process_class._default_manager.select_for_update().filter(pk=process_pk).exists()
+    with flow_class.lock(process_pk):
+        yield
+
+
 # --- keeping a process in line with its case ----------------------------------------------------
 
 
@@ -114,7 +128,7 @@ def case_flow_adopt(*, case: Case) -> CaseProcess | None:
         if process is not None or case.status == CaseStatus.CLOSED:
             return process
         process = CaseFlow.intake.run(case=case, adopted=True)
-        with CaseFlow.lock(process.pk):
+        with _process_locked(CaseFlow, process.pk):
             return _sync(process, case)
 
 
@@ -127,7 +141,7 @@ def case_flow_sync(*, case: Case) -> CaseProcess | None:
             if finished is not None and Case.objects.filter(pk=case.pk, status__in=OPEN_STATUSES).exists():
                 return CaseFlow.reopen.run(case=case)
             return case_flow_adopt(case=case)
-        with CaseFlow.lock(process.pk):
+        with _process_locked(CaseFlow, process.pk):
             return _sync(process, case)
 
 
@@ -139,7 +153,7 @@ def _case_step(case: Case) -> Iterator[CaseProcess | None]:
         if process is None:
             yield None
             return
-        with CaseFlow.lock(process.pk):
+        with _process_locked(CaseFlow, process.pk):
             yield process
 
 
@@ -225,7 +239,7 @@ def case_flow_reopen(*, actor, case: Case, reason: str) -> Case:
             else:
                 case_flow_adopt(case=case)
             return case
-        with CaseFlow.lock(process.pk):
+        with _process_locked(CaseFlow, process.pk):
             case = case_services.case_reopen(actor=actor, case=case, reason=reason)
             _sync(process, case)
     return case
@@ -316,7 +330,7 @@ def request_flow_sync(*, request: AuthorityRequest) -> RequestProcess | None:
         process = RequestProcess.objects.filter(request_id=request.pk, status=PROCESS.NEW).first()
         if process is None:
             return None
-        with RequestFlow.lock(process.pk):
+        with _process_locked(RequestFlow, process.pk):
             status = AuthorityRequest.objects.filter(pk=request.pk).values_list("status", flat=True).first()
             if status == RequestStatus.OPEN:
                 return process

@@ -1,6 +1,6 @@
 """Paging: numbered pages for working lists, a cursor for the ever-growing audit log.
 
-A page size that is not a whole number in range is a 400, not silently the default.
+A page number or size that is not a whole number in range is a 400, not silently the default.
 """
 
 from rest_framework.exceptions import NotFound, ValidationError
@@ -37,10 +37,22 @@ class StrictPageSize:
 
 
 class Pages(StrictPageSize, PageNumberPagination):
-    """`?page=N&page_size=M` (at most 200); the answer carries `count`, `next` and `previous`."""
+    """`?page=N&page_size=M` (at most 200); the answer carries `count`, `next` and `previous`.
+
+    `page` is a whole number from 1 (a page past the end is a 404).
+    """
 
     page_size = 50
     max_page_size = 200
+    last_page_strings = ()
+
+    def get_page_number(self, request, paginator):
+        raw = request.query_params.get(self.page_query_param)
+        if raw is None:
+            return 1
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise ValidationError({self.page_query_param: ["Give a page number from 1."]})
+        return raw
 
 
 class AuditCursor(StrictPageSize, CursorPagination):

@@ -167,7 +167,7 @@ class CaseIn(serializers.Serializer):
 
 class CaseQuery(serializers.Serializer):
     status = serializers.ChoiceField(choices=CaseStatus.choices, required=False)
-    open = serializers.BooleanField(required=False, allow_null=True, default=None,
+    open = serializers.BooleanField(required=False,
                                     help_text="true: new, queued or owned; false: resolved or closed.")
     category = serializers.ChoiceField(choices=CaseCategory.choices, required=False)
     owner = text_field(max_length=150, required=False, help_text="A username, or `me`.")
@@ -306,9 +306,9 @@ class RequestOut(serializers.Serializer):
 class RequestQuery(serializers.Serializer):
     status = serializers.ChoiceField(choices=RequestStatus.choices, required=False)
     case = id_field(required=False)
-    awaiting_me = serializers.BooleanField(required=False, allow_null=True, default=None,
+    awaiting_me = serializers.BooleanField(required=False,
                                            help_text="true: only open requests I may approve.")
-    mine = serializers.BooleanField(required=False, allow_null=True, default=None,
+    mine = serializers.BooleanField(required=False,
                                     help_text="true: only requests I opened.")
 
 

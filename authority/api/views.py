@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from axes.helpers import get_cool_off
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -130,8 +131,12 @@ class TokenView(ApiMixin, APIView):
         user = authenticate(request=request, username=data["username"], password=data["password"])
         if user is None:
             if getattr(request, "axes_locked_out", False):
-                return Response(error_body("too_many_attempts", "Too many failed logins: try again later."),
-                                status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": "900"})
+                cool_off = get_cool_off(request)
+                seconds = int(cool_off.total_seconds()) if cool_off else None
+                return Response(
+                    error_body("too_many_attempts", "Too many failed logins for this username: try again later.",
+                               {"retry_after_seconds": seconds} if seconds else {}),
+                    status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(seconds)} if seconds else {})
             return Response(error_body("invalid_credentials", "Unable to log in with this username and password."),
                             status=status.HTTP_400_BAD_REQUEST)
         token = api_token_for(user)

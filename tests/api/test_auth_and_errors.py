@@ -53,7 +53,7 @@ def test_repeated_wrong_passwords_lock_the_username_out_with_429(alice, client):
                            content_type="application/json")
     # then the lockout holds, in the error shape, and no token was issued
     body = assert_error_shape(response, 429, "too_many_attempts")
-    assert response["Retry-After"] and body["message"]
+    assert response["Retry-After"] == "900" and body["details"] == {"retry_after_seconds": 900}
     assert not Token.objects.exists()
 
 
@@ -161,3 +161,14 @@ def test_the_schema_and_its_swagger_ui_are_served_without_any_cdn(client):
 
 def test_an_address_with_a_newline_in_it_is_still_a_json_404(as_alice):
     assert_error_shape(as_alice.post("/api/v1/grants/%0A/reject/", {}, format="json"), 404, "not_found")
+
+
+@pytest.mark.parametrize("query", ["page=", "page=0", "page=last", "page_size=", "page_size=0", "page_size=201",
+                                   "page_size=x"])
+def test_a_bad_page_or_page_size_is_400(as_alice, query):
+    body = assert_error_shape(as_alice.get(f"/api/v1/cases/?{query}"), 400, "invalid")
+    assert query.split("=")[0] in body["details"]
+
+
+def test_a_page_past_the_end_is_404(as_alice, case_owned_by_alice):
+    assert_error_shape(as_alice.get("/api/v1/cases/?page=2"), 404, "not_found")

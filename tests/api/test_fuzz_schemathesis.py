@@ -16,7 +16,9 @@ from decimal import Decimal
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 
@@ -41,6 +43,17 @@ CONFIG = schemathesis.Config.from_dict({
 })
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application(), config=CONFIG)
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_transaction():
+    """Requests go through the real WSGI handler, whose request signals would close the database connection
+    (and with it the test's transaction on PostgreSQL); Django's own test client disconnects them the same way."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
 """Idempotency-Key: a retried POST is answered once and never done twice."""
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from authority.api.idempotency import IN_PROGRESS_TIMEOUT, fingerprint_of
@@ -144,3 +146,62 @@ def test_opening_a_case_is_idempotent(as_alice, retention):
     first = as_alice.post("/api/v1/cases/", payload, format="json", HTTP_IDEMPOTENCY_KEY="crm-4711")
     again = as_alice.post("/api/v1/cases/", payload, format="json", HTTP_IDEMPOTENCY_KEY="crm-4711")
     assert first.status_code == again.status_code == 201 and Case.objects.count() == 1
+
+
+def test_an_unexpected_error_is_a_500_in_the_error_shape_and_releases_the_key(as_alice, case_owned_by_alice,
+                                                                              alice_may_refund_500, monkeypatch):
+    # given the service fails in a way nobody planned for
+    def broken(**kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("authority.api.views.decision_execute", broken)
+    # when a decision is posted with a key
+    response = as_alice.post(DECISIONS, refund(case_owned_by_alice), format="json", HTTP_IDEMPOTENCY_KEY="k")
+    # then the answer is a 500 in the one error shape, without the internals, and the key is free again
+    body = assert_error_shape(response, 500, "server_error")
+    assert "disk" not in body["message"]
+    assert idempotency_records() == [] and not Decision.objects.exists()
+
+
+# --- two retries at the same instant (PostgreSQL) ----------------------------------------------------
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent transactions")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_retries_at_the_same_instant_execute_once(alice, retention, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    from tests.factories import CaseFactory
+
+    from .helpers import client_for, grant_refund
+
+    # given alice's case and authority, and eight copies of one request with one key
+    grant_refund(alice)
+    case = CaseFactory(owner=alice, team=retention)
+    payload = refund(case)
+    barrier = threading.Barrier(8)
+    answers, errors = [], []
+
+    def retry():
+        try:
+            client = client_for(alice)
+            barrier.wait(timeout=30)
+            response = client.post(DECISIONS, payload, format="json", HTTP_IDEMPOTENCY_KEY="same")
+            answers.append((response.status_code, response.json()))
+        except BaseException as error:  # reported to the main thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    # when they all arrive at once
+    threads = [threading.Thread(target=retry) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    # then one decision exists; every answer is that decision or "still in progress"
+    (decision,) = Decision.objects.all()
+    assert {status for status, _ in answers} <= {201, 409} and len(answers) == 8
+    assert all(body["id"] == decision.pk for status, body in answers if status == 201)
+    assert all(body["code"] == "idempotency_in_progress" for status, body in answers if status == 409)
+    assert idempotency_records() == [("same", "done", 201)]

@@ -37,8 +37,16 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"browser tests skipped: {reason}")
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browser(transactional_db):
+    """A chromium for one test, started after the test database is set up and closed before it is flushed.
+
+    Playwright's sync API runs an event loop in this thread, and Django keeps database connections
+    per thread *and* per async context: while it runs, the ORM calls of the test use connections of
+    their own. Starting it inside the test (not once per session) keeps pytest-django's setup and
+    flush on the test's connection; those extra connections are closed before it stops. Django's
+    async-safety check is relaxed only meanwhile, so nothing else in the run inherits that.
+    """
     executable = chromium_executable()
     if executable is None:
         _unavailable("no chromium found (install Debian's chromium: apt-get install chromium)")
@@ -46,13 +54,23 @@ def browser():
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
-    # between browser steps are still synchronous.
+    from django.db import connections
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            try:
+                yield launched
+            finally:
+                launched.close()
+                connections.close_all()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from h2h_core.models import Case, CaseStatus, Role
 from tests.factories import CustomerFactory, GrantFactory, TeamFactory, UserFactory
 from workflows import services
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# Committed data for the live server; serialized_rollback brings back what the migrations seeded
+# (authority kinds, content types, permissions) after other transactional tests flushed it.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 PASSWORD = "h2h-demo"
 
 

@@ -10,6 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver
 
 PERSONAS = ("anonymous", "agent", "manager", "auditor", "superuser")
+CATCH_ALL_PROBE = "no-such-page/"
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,12 @@ def patterns(resolver=None, prefix: str = "", namespace: str | None = None):
             inner = ":".join(part for part in (namespace, pattern.namespace) if part) or None
             yield from patterns(pattern, prefix + str(pattern.pattern), inner)
         elif isinstance(pattern, URLPattern):
-            yield _join(namespace, pattern.name), prefix + str(pattern.pattern), pattern
+            name = _join(namespace, pattern.name)
+            if name is None and pattern.pattern.regex.match(CATCH_ALL_PROBE):
+                # A catch-all (the API's or the admin's 404): keyed by where it sits, not by its regex.
+                yield f"<catch-all> {prefix}", prefix + CATCH_ALL_PROBE, pattern
+            else:
+                yield name, prefix + str(pattern.pattern), pattern
 
 
 def _admin_model(route: str):
