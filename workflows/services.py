@@ -36,7 +36,7 @@ from authority.services import authority_request_open
 from authority.services.requests import request_snapshot
 from h2h_core import services as case_services
 from h2h_core.audit import audit_record
-from h2h_core.errors import CaseNotOpen, NotAllowed, NotCaseOwner
+from h2h_core.errors import NotAllowed, NotCaseOwner
 from h2h_core.models import Case, CaseEvent, CaseStatus, Customer
 from h2h_core.models.cases import OPEN_STATUSES
 from h2h_core.transactions import composed, service_atomic
@@ -127,7 +127,10 @@ def case_flow_adopt(*, case: Case) -> CaseProcess | None:
         process = current_process(case)
         if process is not None or case.status == CaseStatus.CLOSED:
             return process
-        process = CaseFlow.intake.run(case=case, adopted=True)
+        if CaseProcess.objects.filter(case_id=case.pk).exists():  # its last run ended, then it was reopened
+            process = CaseFlow.reopen.run(case=case)
+        else:
+            process = CaseFlow.intake.run(case=case, adopted=True)
         with _process_locked(CaseFlow, process.pk):
             return _sync(process, case)
 
@@ -137,9 +140,6 @@ def case_flow_sync(*, case: Case) -> CaseProcess | None:
     with composed():
         process = current_process(case)
         if process is None:
-            finished = CaseProcess.objects.filter(case_id=case.pk).order_by("-pk").first()
-            if finished is not None and Case.objects.filter(pk=case.pk, status__in=OPEN_STATUSES).exists():
-                return CaseFlow.reopen.run(case=case)
             return case_flow_adopt(case=case)
         with _process_locked(CaseFlow, process.pk):
             return _sync(process, case)
@@ -231,13 +231,9 @@ def case_flow_reopen(*, actor, case: Case, reason: str) -> Case:
     """Reopen a resolved or closed case: the ownership task goes back to its last owner."""
     with composed():
         process = current_process(case)
-        if process is None:
+        if process is None:  # closed: its run has ended; a new one starts at ownership
             case = case_services.case_reopen(actor=actor, case=case, reason=reason)
-            finished = CaseProcess.objects.filter(case_id=case.pk).exists()
-            if finished:
-                CaseFlow.reopen.run(case=case)
-            else:
-                case_flow_adopt(case=case)
+            case_flow_adopt(case=case)
             return case
         with _process_locked(CaseFlow, process.pk):
             case = case_services.case_reopen(actor=actor, case=case, reason=reason)
@@ -432,7 +428,6 @@ def adopt_waiting_work() -> dict:
 
 
 __all__ = [
-    "CaseNotOpen",
     "active_task",
     "adopt_waiting_work",
     "authority_request_flow_open",

@@ -172,3 +172,11 @@ def test_a_bad_page_or_page_size_is_400(as_alice, query):
 
 def test_a_page_past_the_end_is_404(as_alice, case_owned_by_alice):
     assert_error_shape(as_alice.get("/api/v1/cases/?page=2"), 404, "not_found")
+
+
+def test_the_schema_is_valid_openapi_and_generates_without_warnings(tmp_path):
+    # a drf-spectacular warning would also fail `manage.py check --deploy`
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert (tmp_path / "schema.yaml").read_text().startswith("openapi: 3")

@@ -266,3 +266,28 @@ def policy_tz():
     from h2h_core.organisation import current_organisation
 
     return current_organisation().tz
+
+
+@pytest.mark.parametrize("who", ["maria", "mike", "admin"])
+def test_the_lines_the_matrix_offers_are_exactly_those_the_services_accept(cast, who):
+    # given the lines a manager's matrix shows, and the ones it marks as their own
+    from authority.errors import NotAllowed
+    from authority.policy.permissions import console_people, console_roles, console_teams, own_lines
+    from authority.services.grants import require_may_grant
+
+    actor = cast[who]
+    if who == "admin":  # a superuser who belongs to a team: that team's line is theirs
+        cast["retention"].members.add(actor)
+    own = own_lines(actor)
+    lines = ([("role", r) for r in console_roles()] + [("team", t) for t in console_teams(actor)]
+             + [("user", p) for p in console_people(actor)])
+    assert lines
+    for kind_of_subject, subject in lines:
+        # when the service is asked whether the actor may change that line
+        try:
+            require_may_grant(actor, **{kind_of_subject: subject})
+            accepted = True
+        except NotAllowed:
+            accepted = False
+        # then the matrix offers controls exactly where the service accepts
+        assert accepted == (subject.pk not in own[kind_of_subject]), (who, kind_of_subject, str(subject))

@@ -163,3 +163,18 @@ def test_a_refused_request_starts_no_flow(alice, owned_case):
         ask(alice, owned_case, amount="100")
     # then there is no request and no process
     assert not AuthorityRequest.objects.exists() and not RequestProcess.objects.exists()
+
+
+@pytest.mark.django_db
+def test_when_no_team_manager_covers_it_the_fallback_pool_has_it_from_the_start(alice, maria, fiona, customer):
+    # given alice may refund 500 and maria only 1,000, but fiona 10,000
+    GrantFactory(subject_user=alice, per_case_limit=Decimal("500"))
+    GrantFactory(subject_user=maria, per_case_limit=Decimal("1000"))
+    case = services.case_flow_claim(actor=alice, case=open_case(alice, customer))
+    # when alice asks for 1,200
+    request = ask(alice, case)
+    # then the request goes straight to the fallback pool, which waits until expiry: no team window
+    assert request.pool == [fiona.pk] and request.pool_is_fallback
+    tasks = approval_tasks(request)
+    assert "team_approval" not in tasks
+    assert tasks["fallback_approval"] == "NEW" and tasks["fallback_approval__timeout"] == "SCHEDULED"
