@@ -1,9 +1,24 @@
 from django.contrib import admin, messages
+from django.db import transaction
 
 from h2h_core.admin_base import ReadOnlyAdmin
+from h2h_core.audit import audit_record
 from h2h_core.web import error_text
 
-from .models import AuthorityKind, AuthorityRequest, Decision, ExchangeRate, Grant, OutboxMessage, UsageCounter
+from .models import (
+    AuthorityKind,
+    AuthorityRequest,
+    Decision,
+    Delegation,
+    ExchangeRate,
+    Grant,
+    IdempotencyRecord,
+    OutboxMessage,
+    ReviewFlag,
+    UsageCounter,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from .services import grant_confirm
 
 
@@ -64,3 +79,48 @@ class ExchangeRateAdmin(ReadOnlyAdmin):
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(ReadOnlyAdmin):
     list_display = ("id", "topic", "decision", "created_at", "delivered_at", "attempts")
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Integrators' endpoints: editable here, and every change is audited (the secret never is)."""
+
+    list_display = ("name", "url", "active")
+    fields = ("name", "url", "secret", "topics", "active")
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deactivate instead: deliveries keep pointing at the endpoint
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            before = None
+            if change:
+                old = WebhookEndpoint.objects.select_for_update().get(pk=obj.pk)
+                before = {"name": old.name, "url": old.url, "topics": old.topics, "active": old.active}
+            obj.save()
+            action = "webhook_endpoint.changed" if change else "webhook_endpoint.created"
+            audit_record(actor=request.user, action=action,
+                         object_type="webhook_endpoint", object_id=obj.pk, before=before,
+                         after={"name": obj.name, "url": obj.url, "topics": obj.topics, "active": obj.active,
+                                "secret_changed": "secret" in form.changed_data})
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("id", "message", "endpoint", "attempts", "next_attempt_at", "delivered_at", "last_status")
+    list_filter = ("endpoint",)
+
+
+@admin.register(Delegation)
+class DelegationAdmin(ReadOnlyAdmin):
+    list_display = ("manager", "delegate", "starts_at", "ends_at", "revoked_at")
+
+
+@admin.register(ReviewFlag)
+class ReviewFlagAdmin(ReadOnlyAdmin):
+    list_display = ("decision", "auditor", "severity", "created_at")
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyAdmin):
+    list_display = ("user", "key", "endpoint", "state", "response_status", "created_at")

@@ -160,11 +160,24 @@ H2H_AUDIT_SIGNING_KEY = Path(os.environ.get("H2H_AUDIT_SIGNING_KEY", VAR_DIR / "
 H2H_ONE_OFF_GRANT_HOURS = int(os.environ.get("H2H_ONE_OFF_GRANT_HOURS", "72"))
 # Members of this group approve when no manager of the agent's team has the authority to.
 H2H_FALLBACK_APPROVER_GROUP = os.environ.get("H2H_FALLBACK_APPROVER_GROUP", "Fallback approvers")
+# Workflow timing: follow-up before a resolved case closes, the team managers' window on a request.
+H2H_FOLLOW_UP_DAYS = float(os.environ.get("H2H_FOLLOW_UP_DAYS", "7"))
+H2H_APPROVAL_TEAM_HOURS = float(os.environ.get("H2H_APPROVAL_TEAM_HOURS", "8"))
+H2H_RATING_LINK_SLACK_DAYS = float(os.environ.get("H2H_RATING_LINK_SLACK_DAYS", "30"))
+# Public address of the site, the prefix of links sent by mail (the customer's rating link).
+H2H_PUBLIC_URL = os.environ.get("H2H_PUBLIC_URL", "http://127.0.0.1:8000")
 # Set when a trusted reverse proxy puts the client address in X-Forwarded-For.
 H2H_TRUST_X_FORWARDED_FOR = env_bool("H2H_TRUST_X_FORWARDED_FOR", False)
 
 DEFAULT_CURRENCY = H2H_BASE_CURRENCY
 CURRENCIES = tuple(env_list("H2H_CURRENCIES", "EUR,USD,GBP,CHF,SEK,JPY"))
+
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "h2h@localhost")
 
 # --- Security ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

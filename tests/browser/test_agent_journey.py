@@ -16,8 +16,12 @@ from tests.factories import CustomerFactory, GrantFactory, TeamFactory, UserFact
 from workflows import services
 
 # Committed data for the live server; serialized_rollback brings back what the migrations seeded
-# (authority kinds, content types, permissions) after other transactional tests flushed it.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+# (authority kinds, content types, permissions) after other transactional tests flushed it, and
+# reset sequences keep the screenshots' references the same on every run (H2H-000001).
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True, reset_sequences=True),
+]
 PASSWORD = "h2h-demo"
 
 
