@@ -16,6 +16,7 @@ from guardian.shortcuts import assign_perm
 
 from . import access, sla
 from .audit import audit_record
+from .audit.refusals import audits_refusals, case_of
 from .errors import CaseNotOpen, NotAllowed, NotCaseOwner
 from .models import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier, Team
 from .models.cases import OPEN_STATUSES
@@ -105,6 +106,7 @@ def team_add_manager(*, actor, team: Team, user) -> None:
                      after={"user_id": user.pk})
 
 
+@audits_refusals("user.roles_change", object_type="user", object_from=lambda kw: kw.get("user"))
 def user_set_roles(*, actor, user, roles: list[str]) -> None:
     """Replace the user's roles (Django groups). Nobody changes their own roles."""
     if actor is not None and actor.pk == user.pk:
@@ -185,6 +187,7 @@ def case_require_owner(*, case: Case, actor) -> None:
         raise NotCaseOwner(f"Only the owner of {case.reference} may act on it.")
 
 
+@audits_refusals("case.claim", object_type="case", object_from=case_of)
 def case_claim(*, actor, case: Case) -> Case:
     """Make `actor` the owner of an unowned case in one of their teams' queues."""
     with service_atomic():
@@ -208,6 +211,7 @@ def case_claim(*, actor, case: Case) -> Case:
     return case
 
 
+@audits_refusals("case.handover", object_type="case", object_from=case_of)
 def case_handover(*, actor, case: Case, to_user, note: str) -> Case:
     """Pass ownership to another agent of the team, with the context note they will see first."""
     if not note or not note.strip():
@@ -233,6 +237,7 @@ def case_handover(*, actor, case: Case, to_user, note: str) -> Case:
     return case
 
 
+@audits_refusals("case.add_note", object_type="case", object_from=case_of)
 def case_add_note(*, actor, case: Case, text: str) -> CaseEvent:
     if not text or not text.strip():
         raise ValidationError({"text": "The note is empty."})
@@ -245,6 +250,7 @@ def case_add_note(*, actor, case: Case, text: str) -> CaseEvent:
     return event
 
 
+@audits_refusals("case.resolve", object_type="case", object_from=case_of)
 def case_resolve(*, actor, case: Case, summary: str) -> Case:
     """The owner resolves the case with a summary for the customer and the record."""
     if not summary or not summary.strip():
@@ -263,6 +269,7 @@ def case_resolve(*, actor, case: Case, summary: str) -> Case:
     return case
 
 
+@audits_refusals("case.reopen", object_type="case", object_from=case_of)
 def case_reopen(*, actor, case: Case, reason: str) -> Case:
     """Reopen a resolved or closed case; it goes back to its last owner."""
     if not reason or not reason.strip():
@@ -284,6 +291,7 @@ def case_reopen(*, actor, case: Case, reason: str) -> Case:
     return case
 
 
+@audits_refusals("case.close", object_type="case", object_from=case_of)
 def case_close(*, actor, case: Case, reason: str = "") -> Case:
     """Close a resolved case (after follow-up, or by the timer when `actor` is None)."""
     with service_atomic():

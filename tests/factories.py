@@ -118,3 +118,10 @@ def team_manager(team: Team, username: str, **fields):
     user = UserFactory(username=username, roles=["Manager"], **fields)
     assign_perm("h2h_core.manage_team", user, team)
     return user
+
+
+def successful_audit_events() -> int:
+    """Count audit events of changes that happened; refusals are audited too, as `denied`."""
+    from h2h_core.models import AuditEvent
+
+    return AuditEvent.objects.exclude(outcome="denied").count()

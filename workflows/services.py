@@ -36,6 +36,7 @@ from authority.services import authority_request_open
 from authority.services.requests import request_snapshot
 from h2h_core import services as case_services
 from h2h_core.audit import audit_record
+from h2h_core.audit.refusals import audits_refusals, case_of
 from h2h_core.errors import NotAllowed, NotCaseOwner
 from h2h_core.models import Case, CaseEvent, CaseStatus, Customer
 from h2h_core.models.cases import OPEN_STATUSES
@@ -186,6 +187,7 @@ def case_flow_open(
     return case
 
 
+@audits_refusals("case.claim", object_type="case", object_from=case_of)
 def case_flow_claim(*, actor, case: Case) -> Case:
     """Claim the ownership task in the team queue: the actor owns the case."""
     with _case_step(case) as process:
@@ -199,6 +201,7 @@ def case_flow_claim(*, actor, case: Case) -> Case:
     return case
 
 
+@audits_refusals("case.handover", object_type="case", object_from=case_of)
 def case_flow_handover(*, actor, case: Case, to_user, note: str) -> Case:
     """Reassign the ownership task to another agent of the team, with the note they will read first."""
     with _case_step(case) as process:
@@ -213,6 +216,7 @@ def case_flow_handover(*, actor, case: Case, to_user, note: str) -> Case:
     return case
 
 
+@audits_refusals("case.resolve", object_type="case", object_from=case_of)
 def case_flow_resolve(*, actor, case: Case, summary: str) -> Case:
     """Complete the ownership task with a resolution summary; the follow-up period starts."""
     with _case_step(case) as process:
@@ -227,6 +231,7 @@ def case_flow_resolve(*, actor, case: Case, summary: str) -> Case:
     return case
 
 
+@audits_refusals("case.reopen", object_type="case", object_from=case_of)
 def case_flow_reopen(*, actor, case: Case, reason: str) -> Case:
     """Reopen a resolved or closed case: the ownership task goes back to its last owner."""
     with composed():

@@ -9,7 +9,6 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
-from guardian.shortcuts import get_objects_for_user
 
 from h2h_core.access import (  # noqa: F401  (re-exported: the one place to ask)
     cases_visible_to,
@@ -71,17 +70,13 @@ def own_lines(user) -> dict[str, set[int]]:
     """Return the subjects whose authority counts as `user`'s own, by kind of subject.
 
     Mirrors the maker-checker rule of authority.services.grants (nobody changes their own
-    authority): the person themselves, every team they belong to or manage, every role they hold.
-    One query for team membership; roles and managed teams are cached on the user.
+    authority): the person themselves, every team they belong to, every role they hold.
+    One query for team membership, one for role ids.
     Used to hide the edit controls of those lines; the service still refuses on its own.
     """
     member_of = set(Team.members.through.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
-    # Explicit manage_team only: guardian reports every team as managed by a superuser.
-    managed = set(managed_team_ids(user)) if not user.is_superuser else set(
-        get_objects_for_user(user, "h2h_core.manage_team", klass=Team, accept_global_perms=False,
-                             with_superuser=False).values_list("pk", flat=True))
     role_ids = set(Group.objects.filter(name__in=roles_of(user)).values_list("pk", flat=True))
-    return {"user": {user.pk}, "team": member_of | managed, "role": role_ids}
+    return {"user": {user.pk}, "team": member_of, "role": role_ids}
 
 
 def navigation_for(user) -> list[tuple[str, str]]:

@@ -11,13 +11,13 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from guardian.shortcuts import get_objects_for_user
 
 from authority.models import AuthorityKind, Effect, ExchangeRate, Grant, GrantStatus, Period
 from authority.policy import validate_instant
 from authority.policy.permissions import is_manager, managed_team_ids, roles_of
 from authority.quantities import known_currency, parse_amount
 from h2h_core.audit import audit_record
+from h2h_core.audit.refusals import audits_refusals, grant_of
 from h2h_core.errors import AlreadyDecided, NotAllowed
 from h2h_core.models import CaseCategory, CustomerTier, Team
 
@@ -125,14 +125,12 @@ def validate_terms(*, kind: AuthorityKind, terms: GrantTerms) -> GrantTerms:
 
 
 def _affects_actor(actor, *, user=None, team: Team | None = None, role: Group | None = None) -> bool:
+    """True when the grant would change the actor's own authority: themselves, a team they are a
+    member of, a role they hold. Managing a team is not membership: team grants reach members only."""
     if user is not None:
         return user.pk == actor.pk
     if team is not None:
-        # Only an explicit manage_team makes a team the actor's own: guardian reports every team as
-        # managed by a superuser, which would leave nobody able to grant to any team.
-        managed = get_objects_for_user(actor, "h2h_core.manage_team", klass=Team.objects.filter(pk=team.pk),
-                                       accept_global_perms=False, with_superuser=False)
-        return team.members.filter(pk=actor.pk).exists() or managed.exists()
+        return team.members.filter(pk=actor.pk).exists()
     return role is not None and role.name in roles_of(actor)
 
 
@@ -191,6 +189,7 @@ def _new_version(*, actor, kind, terms: GrantTerms, reason, user, team, role, pr
     return grant
 
 
+@audits_refusals("grant.create", object_type="grant", object_from=None)
 def grant_create(
     *,
     actor,
@@ -220,6 +219,7 @@ def grant_create(
     return grant
 
 
+@audits_refusals("grant.change", object_type="grant", object_from=grant_of)
 def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str) -> Grant:
     """Write a new version of `grant`. The old version stays in force until the new one is active."""
     if not reason or not reason.strip():
@@ -245,6 +245,7 @@ def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str) -> Gran
     return new
 
 
+@audits_refusals("grant.confirm", object_type="grant", object_from=grant_of)
 def grant_confirm(*, actor, grant: Grant) -> Grant:
     """The second manager confirms a pending grant; it takes effect now."""
     with transaction.atomic(durable=True):
@@ -267,6 +268,7 @@ def grant_confirm(*, actor, grant: Grant) -> Grant:
     return pending
 
 
+@audits_refusals("grant.reject", object_type="grant", object_from=grant_of)
 def grant_reject(*, actor, grant: Grant, reason: str) -> Grant:
     """The second manager rejects a pending grant; the previous version stays in force."""
     if not reason or not reason.strip():
@@ -289,9 +291,14 @@ def _require_checker(actor, pending: Grant) -> None:
         raise AlreadyDecided(f"Grant {pending.label} is {pending.get_status_display().lower()} already.")
     if pending.granted_by_id == actor.pk:
         raise NotAllowed("The maker of a change cannot also confirm it: a second manager must.")
-    require_may_grant(actor, user=pending.subject_user, team=pending.subject_team, role=pending.subject_role)
+    # The checker is any other manager: four eyes, not a second manager of the same team.
+    if _affects_actor(actor, user=pending.subject_user, team=pending.subject_team, role=pending.subject_role):
+        raise NotAllowed("Nobody changes their own authority, nor confirms a change to it.")
+    if not (actor.is_superuser or is_manager(actor)):
+        raise NotAllowed("Only managers confirm authority changes.")
 
 
+@audits_refusals("grant.end", object_type="grant", object_from=grant_of)
 def grant_end(*, actor, grant: Grant, reason: str) -> Grant:
     """Close the current version now (the authority ends; history keeps it)."""
     if not reason or not reason.strip():

@@ -23,6 +23,7 @@ from authority.models import (
 )
 from authority.quantities import format_quantity, parse_amount
 from h2h_core.audit import audit_record
+from h2h_core.audit.refusals import audits_refusals, case_of, request_of
 from h2h_core.models import Case, CaseEvent
 from h2h_core.services import case_require_owner
 
@@ -72,6 +73,7 @@ def approver_pool(*, requester, case: Case, kind: AuthorityKind, amount, currenc
                                                     case=case).allowed], True
 
 
+@audits_refusals("authority_request.open", object_type="case", object_from=case_of)
 def authority_request_open(
     *,
     actor,
@@ -188,6 +190,7 @@ def _require_approver(actor, request: AuthorityRequest) -> None:
     raise NotAllowed("You are not in the approver pool of this request.")
 
 
+@audits_refusals("authority_request.approve", object_type="authority_request", object_from=request_of)
 def authority_request_approve(*, actor, request: AuthorityRequest, note: str = "") -> AuthorityRequest:
     """Approve: a one-off grant for the requester on that case, kind and amount.
 
@@ -236,6 +239,7 @@ def authority_request_approve(*, actor, request: AuthorityRequest, note: str = "
     return request
 
 
+@audits_refusals("authority_request.reject", object_type="authority_request", object_from=request_of)
 def authority_request_reject(*, actor, request: AuthorityRequest, note: str) -> AuthorityRequest:
     """Reject with a reason the agent will read."""
     if not isinstance(note, str) or not note.strip():

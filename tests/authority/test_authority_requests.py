@@ -122,7 +122,8 @@ def state():
         "outbox": list(OutboxMessage.objects.values_list("pk", flat=True)),
         "counters": dict(UsageCounter.objects.values_list("key", "used")),
         "case_events": CaseEvent.objects.count(),
-        "audit": AuditEvent.objects.count(),
+        # A refusal is itself audited (outcome denied); nothing that succeeded may appear.
+        "audit": AuditEvent.objects.exclude(outcome="denied").count(),
     }
 
 
@@ -540,3 +541,15 @@ def test_the_one_off_grant_is_not_in_force_after_it_expires(alice, maria, case_o
                               at=grant.valid_until)
     # then it no longer covers her
     assert verdict.allowed is False and verdict.via_one_off is None
+
+
+def test_a_refused_approval_is_itself_audited(alice, maria, case_owned_by_alice, alice_may_refund_500,
+                                             maria_may_refund_5000):
+    # given alice's open request
+    request = open_request(alice, case_owned_by_alice)
+    # when alice tries to approve it herself
+    with pytest.raises(NotAllowed):
+        authority_request_approve(actor=alice, request=request, note="me")
+    # then the denial is on the record
+    event = AuditEvent.objects.get(outcome="denied")
+    assert (event.action, event.object_id) == ("authority_request.approve.refused", str(request.pk))

@@ -52,7 +52,8 @@ def state():
     return {
         "grants": list(Grant.objects.order_by("pk").values_list(
             "pk", "status", "superseded_at", "confirmed_by_id", "per_case_limit", "period_limit")),
-        "audit": AuditEvent.objects.count(),
+        # A refusal is itself audited (outcome denied); nothing that succeeded may appear.
+        "audit": AuditEvent.objects.exclude(outcome="denied").count(),
     }
 
 
@@ -70,7 +71,8 @@ def create_for(actor, *, terms=BELOW_THRESHOLD, reason="onboarding", **subject):
 
 @pytest.mark.parametrize("subject", ["person", "team", "role"])
 def test_nobody_grants_authority_to_themselves(maria, retention, subject):
-    # given maria is a manager of Retention
+    # given maria is a manager of Retention, and (as its team lead) a member of it
+    retention.members.add(maria)
     subjects = {"person": {"user": maria}, "team": {"team": retention}, "role": {"role": role(Role.MANAGER)}}
     before = state()
     # when she grants refunds to herself, to her own team, or to her own role
@@ -351,3 +353,32 @@ def test_ending_a_grant_closes_it_and_is_audited(alice, maria, case_owned_by_ali
     assert may_refund(alice, case_owned_by_alice, "10").allowed is False
     event = AuditEvent.objects.get(action="grant.ended")
     assert event.before["superseded_at"] is None and event.after["superseded_at"] is not None
+
+
+def test_a_manager_sets_authority_for_the_team_she_manages_but_does_not_belong_to(maria, retention, alice):
+    # given maria manages Retention without being a member of it
+    # when she grants the team refunds
+    grant = create_for(maria, team=retention)
+    # then the grant exists and alice, a member, may use it
+    assert grant.subject_team == retention and grant.status == GrantStatus.ACTIVE
+
+
+def test_any_other_manager_may_confirm_a_pending_change(maria, retention, refund):
+    # given maria proposes a team grant above the threshold and mike manages another team
+    mike = UserFactory(username="mike", roles=[Role.MANAGER])
+    pending = grant_create(actor=maria, kind=refund, team=retention, reason="peak season",
+                           terms=GrantTerms(per_case_limit=Decimal("5000"), currency="EUR"))
+    assert pending.status == GrantStatus.PENDING
+    # when mike confirms it
+    confirmed = grant_confirm(actor=mike, grant=pending)
+    # then it is in force
+    assert confirmed.status == GrantStatus.ACTIVE and confirmed.confirmed_by == mike
+
+
+def test_a_refused_grant_change_is_itself_audited(maria):
+    # when maria tries to grant herself refunds
+    with pytest.raises(NotAllowed):
+        create_for(maria, user=maria)
+    # then the refusal is on the record, as a denial
+    event = AuditEvent.objects.get()
+    assert (event.action, event.outcome, event.actor_username) == ("grant.create.refused", "denied", "maria")
