@@ -49,7 +49,8 @@ def test_main_pages_have_no_serious_accessibility_violations(browser, live_serve
         "alice": ["/cases/", f"/cases/{alices_case.pk}/", "/authority/"],
         "maria": ["/authority/approvals/", "/authority/matrix/", "/authority/pending/", "/authority/people/",
                   "/authority/what-if/", "/authority/dashboard/", "/authority/delegations/"],
-        "audrey": ["/audit/", "/audit/decisions/", f"/audit/decisions/{decision.pk}/", "/audit/chain/", "/audit/changes/", "/audit/review/", "/audit/authority/"],
+        "audrey": ["/audit/", "/audit/decisions/", f"/audit/decisions/{decision.pk}/", "/audit/chain/",
+                   "/audit/changes/", "/audit/review/", "/audit/authority/"],
     }
     assert request is not None
     found = []
