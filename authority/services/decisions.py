@@ -16,6 +16,7 @@ from authority.models import AuthorityKind, AuthorityRequest, Decision, OutboxMe
 from authority.policy.verdict import Verdict
 from authority.quantities import format_quantity, parse_amount
 from h2h_core.audit import audit_record, canonical_json, snapshot_value
+from h2h_core.audit.record import actor_roles
 from h2h_core.errors import DomainError
 from h2h_core.models import Case, CaseEvent
 from h2h_core.models.audit import Outcome
@@ -104,9 +105,10 @@ def decision_execute(
                                        rationale=rationale)
     if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
+    roles = actor_roles(actor)  # read before any lock: the case lock is held for less
     try:
         with transaction.atomic(durable=True):
-            return _execute_locked(actor=actor, case=case, kind=kind, amount=amount, currency=currency,
+            return _execute_locked(actor=actor, roles=roles, case=case, kind=kind, amount=amount, currency=currency,
                                    rationale=rationale, key=key, fingerprint=fingerprint)
     except IntegrityError:
         # The same key committed by a concurrent call on another case: report it as a replay.
@@ -119,7 +121,7 @@ def decision_execute(
         raise refused.error from None
 
 
-def _execute_locked(*, actor, case, kind, amount, currency, rationale, key, fingerprint) -> Decision:
+def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, key, fingerprint) -> Decision:
     case = Case.objects.select_for_update().select_related("customer").get(pk=case.pk)
     if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
@@ -169,7 +171,7 @@ def _execute_locked(*, actor, case, kind, amount, currency, rationale, key, fing
         case=case, actor=actor, kind=CaseEvent.Kind.DECISION, at=now,
         text=f"{kind.name} of {format_quantity(amount, unit=kind.unit, currency=currency)}: {rationale}",
     )
-    audit_record(actor=actor, action="decision.executed", object_type="decision", object_id=decision.pk,
+    audit_record(actor=actor, roles=roles, action="decision.executed", object_type="decision", object_id=decision.pk,
                  after=snapshot, reason=rationale)
     return decision
 
