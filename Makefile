@@ -32,5 +32,10 @@ test: install
 lint: install
 	$(PY) -m ruff check .
 
+# The production settings' own check, with a throwaway key and an example host.
+check-deploy: install
+	DEBUG=0 SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+		ALLOWED_HOSTS=h2h.example.com $(PY) manage.py check --deploy --fail-level WARNING
+
 clean:
 	rm -rf $(VENV) var staticfiles
