@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "h2h_core.middleware.RequestContextMiddleware",
+    "h2h_core.middleware.RejectNulCharactersMiddleware",
     # Django 6 ships a CSP middleware; on 5.2 django-csp provides the same policy.
     "django.middleware.csp.ContentSecurityPolicyMiddleware" if DJANGO_6 else "csp.middleware.CSPMiddleware",
     # Axes must be last so it sees the outcome of authentication.

@@ -59,3 +59,20 @@ def test_right_password_logs_in(client):
 def test_pages_carry_a_content_security_policy(client):
     response = client.get(reverse("login"))
     assert "default-src 'self'" in response.get("Content-Security-Policy", "")
+
+
+@pytest.mark.django_db
+def test_nul_characters_in_a_query_or_form_are_a_400_not_a_500(client):
+    # given a logged-in agent
+    from tests.factories import UserFactory as Users
+
+    client.force_login(Users(username="nul-tester"))
+    # when a query string or a form carries a NUL character
+    query = client.get("/cases/1/check/?kind=%00refund&amount=1")
+    form = client.post(reverse("login"), "username=a%00b&password=x",
+                       content_type="application/x-www-form-urlencoded")
+    api = client.get("/api/v1/cases/?status=%00")
+    # then each is refused plainly
+    assert query.status_code == 400 and b"NUL character" in query.content
+    assert form.status_code == 400
+    assert api.status_code == 400 and api.json()["code"] == "invalid"

@@ -5,6 +5,7 @@ Input serializers end in `In`, query-string filters in `Query`; the rest render 
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django.conf import settings
@@ -69,9 +70,22 @@ def currency_field(**kwargs) -> serializers.ChoiceField:
     return serializers.ChoiceField(choices=list(settings.CURRENCIES), **kwargs)
 
 
+class KindField(serializers.SlugRelatedField):
+    """An authority kind by code; anything that is not a slug is refused before the database sees it
+    (PostgreSQL rejects NUL characters in text with an error, which must never become a 500)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not _SLUG.fullmatch(data):
+            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:40])
+        return super().to_internal_value(data)
+
+
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,40}")
+
+
 def kind_field() -> serializers.SlugRelatedField:
-    return serializers.SlugRelatedField(slug_field="code", queryset=AuthorityKind.objects.all(),
-                                        help_text="An authority kind code: refund, goodwill_credit, fee_waiver, …")
+    return KindField(slug_field="code", queryset=AuthorityKind.objects.all(),
+                     help_text="An authority kind code: refund, goodwill_credit, fee_waiver, …")
 
 
 # --- errors -----------------------------------------------------------------------------------

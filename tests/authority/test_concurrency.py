@@ -238,4 +238,6 @@ def test_two_approvers_racing_decide_a_request_once(alice, maria, retention):
             "used", flat=True).first() or Decimal(0)
         assert used == Decimal("1200") * won
     assert AuditEvent.objects.filter(action="authority_request.approved").count() == rounds
-    assert_chain_intact_with(events_before + rounds)
+    # and each losing attempt is on the record as a denial
+    assert AuditEvent.objects.filter(action="authority_request.approve.refused", outcome="denied").count() == rounds
+    assert_chain_intact_with(events_before + 2 * rounds)
