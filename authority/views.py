@@ -91,7 +91,7 @@ def pending_grants(request):
     """Grant changes waiting for a second manager (maker-checker), with the difference each makes."""
     pending = list(
         Grant.objects.filter(status=GrantStatus.PENDING)
-        .filter(policy.permissions.grants_visible_in_console(request.user))
+        .filter(policy.permissions.pending_grants_checkable_by(request.user))
         .select_related("kind", "subject_user", "subject_team", "subject_role", "granted_by", "supersedes")
         .order_by("created_at", "id")
     )
@@ -113,7 +113,7 @@ def pending_grants(request):
 
 def _pending_grant(user, pk: int) -> Grant:
     grant = (Grant.objects.select_related("kind").filter(pk=pk, status=GrantStatus.PENDING)
-             .filter(policy.permissions.grants_visible_in_console(user)).first())
+             .filter(policy.permissions.pending_grants_checkable_by(user)).first())
     if grant is None:
         raise Http404("No such pending grant")
     return grant

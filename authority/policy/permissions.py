@@ -66,6 +66,13 @@ def grants_visible_in_console(user) -> Q:
     return Q(subject_role__isnull=False) | Q(subject_team_id__in=teams) | Q(subject_user_id__in=members)
 
 
+def pending_grants_checkable_by(user) -> Q:
+    """Filter for pending changes a manager may review: all of them, since any other manager is a
+    valid checker (four eyes, not a second manager of the same team). The service still refuses
+    the maker and anyone whose own authority the change touches."""
+    return Q() if (user.is_superuser or is_manager(user)) else Q(pk__in=[])
+
+
 def own_lines(user) -> dict[str, set[int]]:
     """Return the subjects whose authority counts as `user`'s own, by kind of subject.
 

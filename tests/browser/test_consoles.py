@@ -1,4 +1,4 @@
-"""The consoles in a real browser: maria changes a limit and mike confirms it, maria approves a
+"""The consoles in a real browser: maria changes a team limit and mike confirms it, maria approves a
 request, audrey follows a decision to the grant version that allowed it, verifies the chain and
 downloads an export. Screenshots go to docs/screenshots/console-*.png."""
 
@@ -70,6 +70,8 @@ def organisation(db):
     assign_perm("h2h_core.manage_team", people["mike"], onboarding)
     GrantFactory(subject_role=role(Role.AGENT), per_case_limit=Decimal("250"), period_limit=Decimal("1000"),
                  reason="Baseline refund authority for every agent.")
+    GrantFactory(subject_team=retention, per_case_limit=Decimal("400"), period_limit=Decimal("1000"),
+                 reason="Retention settles complaints on the spot.")
     GrantFactory(subject_role=role(Role.AGENT), kind=kind("goodwill_credit"), per_case_limit=Decimal("100"),
                  period_limit=Decimal("400"), reason="Baseline goodwill credits.")
     GrantFactory(subject_user=people["alice"], per_case_limit=Decimal("500"), period_limit=Decimal("1500"),
@@ -81,16 +83,16 @@ def organisation(db):
     return people
 
 
-def test_maria_raises_the_agents_refund_cap_and_mike_confirms_it(new_page, screenshot, organisation):
-    baseline = Grant.objects.get(subject_role=role(Role.AGENT), kind__code="refund")
+def test_maria_raises_a_team_refund_cap_and_mike_confirms_it(new_page, screenshot, organisation):
+    baseline = Grant.objects.get(subject_team=organisation["retention"], kind__code="refund")
     page = new_page()
 
-    # maria opens the matrix and changes the agents' monthly refund cap from 1,000 to 2,500
+    # maria opens the matrix and changes Retention's monthly refund cap from 1,000 to 2,500
     log_in(page, "maria")
     page.get_by_role("link", name="Manager console").click()
     expect(page.get_by_role("heading", name="Authority matrix")).to_be_visible()
     screenshot(page, "console-1-matrix")
-    page.get_by_role("link", name=f"Change refund grant #{baseline.lineage} v1 of Agent").click()
+    page.get_by_role("link", name=f"Change refund grant #{baseline.lineage} v1 of Retention").click()
     page.get_by_label("Period cap").fill("2500")
     page.get_by_label("Reason").fill("Quarter-end backlog: agents settle more refunds without a hop.")
     page.get_by_role("button", name="Review the change").click()
@@ -107,7 +109,7 @@ def test_maria_raises_the_agents_refund_cap_and_mike_confirms_it(new_page, scree
     expect(page.get_by_text("change to v2 waiting")).to_be_visible()
     log_out(page)
 
-    # mike, the second manager, reviews the difference and confirms it
+    # mike, a manager of another team and so a valid second pair of eyes, reviews and confirms it
     log_in(page, "mike")
     page.get_by_role("link", name="Manager console").click()
     page.get_by_role("link", name="Pending changes").first.click()
