@@ -1,8 +1,9 @@
 from django.contrib import admin, messages
-from django.db import transaction
+from django.core.exceptions import ValidationError
 
 from h2h_core.admin_base import ReadOnlyAdmin
-from h2h_core.audit import audit_record
+from h2h_core.errors import DomainError
+from h2h_core.transactions import joined
 from h2h_core.web import error_text
 
 from .models import (
@@ -20,6 +21,7 @@ from .models import (
     WebhookEndpoint,
 )
 from .services import grant_confirm
+from .services.integration import webhook_endpoint_save
 
 
 @admin.register(AuthorityKind)
@@ -32,7 +34,7 @@ def confirm_pending(modeladmin, request, queryset):
     for grant in queryset:
         try:
             grant_confirm(actor=request.user, grant=grant)
-        except Exception as error:  # a refusal is reported, never a 500
+        except (DomainError, ValidationError) as error:  # a refusal is reported, never a 500
             modeladmin.message_user(request, f"{grant.label}: {error_text(error)}", messages.ERROR)
 
 
@@ -92,17 +94,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return False  # deactivate instead: deliveries keep pointing at the endpoint
 
     def save_model(self, request, obj, form, change):
-        with transaction.atomic():
-            before = None
-            if change:
-                old = WebhookEndpoint.objects.select_for_update().get(pk=obj.pk)
-                before = {"name": old.name, "url": old.url, "topics": old.topics, "active": old.active}
-            obj.save()
-            action = "webhook_endpoint.changed" if change else "webhook_endpoint.created"
-            audit_record(actor=request.user, action=action,
-                         object_type="webhook_endpoint", object_id=obj.pk, before=before,
-                         after={"name": obj.name, "url": obj.url, "topics": obj.topics, "active": obj.active,
-                                "secret_changed": "secret" in form.changed_data})
+        # The admin's change form already runs in a transaction: the service joins it.
+        with joined():
+            webhook_endpoint_save(actor=request.user, endpoint=obj, secret_changed="secret" in form.changed_data)
 
 
 @admin.register(WebhookDelivery)

@@ -49,3 +49,35 @@ def test_adding_a_webhook_endpoint_in_the_admin_is_audited_without_the_secret(cl
     endpoint = WebhookEndpoint.objects.get()
     event = AuditEvent.objects.get(action="webhook_endpoint.created")
     assert event.object_id == str(endpoint.pk) and "s3cr3t-value" not in str(event.after)
+
+
+@pytest.mark.django_db
+def test_only_administrators_configure_webhook_endpoints():
+    from authority.models import WebhookEndpoint
+    from authority.services.integration import webhook_endpoint_save
+    from h2h_core.errors import NotAllowed
+
+    manager = UserFactory(username="not-root")
+    with pytest.raises(NotAllowed):
+        webhook_endpoint_save(actor=manager, endpoint=WebhookEndpoint(name="x", url="https://x.example.com/h",
+                                                                      secret="s"), secret_changed=True)
+    assert WebhookEndpoint.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_admin_confirms_a_pending_grant_through_the_service(client, alice):
+    from authority.models import GrantStatus
+    from h2h_core.models import AuditEvent
+
+    # given a pending grant proposed by someone else
+    maker = UserFactory(username="maker", is_staff=True, is_superuser=True)
+    pending = GrantFactory(subject_user=alice, status=GrantStatus.PENDING, granted_by=maker)
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    # when the admin confirms it with the action
+    client.post(reverse("admin:authority_grant_changelist"),
+                {"action": "confirm_pending", "_selected_action": [pending.pk]})
+    # then it is in force, confirmed by the admin, and audited
+    pending.refresh_from_db()
+    assert pending.status == GrantStatus.ACTIVE and pending.confirmed_by == root
+    assert AuditEvent.objects.filter(action="grant.confirmed", object_id=str(pending.pk)).exists()

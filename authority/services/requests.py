@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from authority import policy, selectors
+from authority import policy
 from authority.errors import AlreadyDecided, AuthorityDenied, NotAllowed
 from authority.models import (
     AuthorityKind,
@@ -283,8 +283,3 @@ def authority_requests_expire(*, now=None) -> int:
                          object_id=request.pk, before=before, after=request_snapshot(request))
             expired += 1
     return expired
-
-
-def requests_awaiting(user):
-    """Open requests this user may decide (queryset; the pool is stored on the request)."""
-    return selectors.requests_for_approver(user)
