@@ -26,10 +26,12 @@ run: seed
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: install
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -rs
 	$(PY) -m ruff check .
 
 lint: install
+	$(VENV)/bin/lint-imports
 	$(PY) -m ruff check .
 
 # The production settings' own check, with a throwaway key and an example host.

@@ -58,7 +58,12 @@ INSTALLED_APPS = [
     "h2h_core",
     "authority",
     "workflows",
+    "edges",
 ]
+# The demo seed is a development tool: production settings (DEBUG=0) do not even install it.
+H2H_DEMO = env_bool("H2H_DEMO", DEBUG)
+if H2H_DEMO:
+    INSTALLED_APPS.append("edges.demo")
 
 DJANGO_6 = django.VERSION >= (6, 0)
 
@@ -71,15 +76,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "h2h_core.middleware.RequestContextMiddleware",
-    "h2h_core.middleware.RejectNulCharactersMiddleware",
+    "edges.web.middleware.RequestContextMiddleware",
+    "edges.web.middleware.RejectNulCharactersMiddleware",
     # Django 6 ships a CSP middleware; on 5.2 django-csp provides the same policy.
     "django.middleware.csp.ContentSecurityPolicyMiddleware" if DJANGO_6 else "csp.middleware.CSPMiddleware",
     # Axes must be last so it sees the outcome of authentication.
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "h2h_core.urls"
+ROOT_URLCONF = "edges.urls"
 WSGI_APPLICATION = "h2h_core.wsgi.application"
 ASGI_APPLICATION = "h2h_core.asgi.application"
 
@@ -93,7 +98,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "authority.context_processors.navigation",
+                "edges.web.context_processors.navigation",
             ],
         },
     },
@@ -239,7 +244,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "authority.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "edges.api.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "H2H API",

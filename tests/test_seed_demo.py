@@ -10,7 +10,6 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from authority import policy
-from authority.demo import build_plan
 from authority.models import (
     AuthorityKind,
     AuthorityRequest,
@@ -22,6 +21,7 @@ from authority.models import (
     RequestStatus,
     UsageCounter,
 )
+from edges.demo.seed import build_plan
 from h2h_core.models import AuditEvent, Case, CaseCategory, CaseEvent, CaseStatus, Customer, Role, Team
 
 User = get_user_model()

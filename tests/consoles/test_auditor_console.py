@@ -114,7 +114,7 @@ def test_a_value_in_the_log_is_a_link_that_filters_by_it(client, cast, log):
 
 
 def test_seek_paging_walks_every_decision_once_both_ways(client, cast, monkeypatch):
-    monkeypatch.setattr("authority.views_audit.PAGE_SIZE", 7)
+    monkeypatch.setattr("edges.auditor.views.PAGE_SIZE", 7)
     case = CaseFactory(owner=cast["alice"], team=cast["retention"])
     moment = timezone.now()
     made = [DecisionFactory(case=case, executed_at=moment - timedelta(minutes=i // 3)) for i in range(20)]

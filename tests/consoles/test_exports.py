@@ -121,7 +121,7 @@ def _peak_while_streaming(client, rows: int) -> tuple[int, int]:
 
 
 def test_streaming_memory_does_not_grow_with_the_number_of_rows(client, cast, monkeypatch):
-    monkeypatch.setattr("authority.exports.CHUNK", 100)
+    monkeypatch.setattr("edges.auditor.exports.CHUNK", 100)
     case = CaseFactory(owner=cast["alice"], team=cast["retention"])
     grant = GrantFactory(subject_user=cast["alice"])
     client.force_login(cast["audrey"])

@@ -1,0 +1,65 @@
+from django.contrib import admin
+
+from edges.admin.base import ReadOnlyAdmin
+from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead, Case, CaseEvent, Customer, Organisation, Team
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(ReadOnlyAdmin):
+    list_display = ("name", "base_currency", "time_zone")
+
+
+@admin.register(Team)
+class TeamAdmin(ReadOnlyAdmin):
+    list_display = ("name", "slug")
+    filter_horizontal = ("members",)
+
+
+@admin.register(Customer)
+class CustomerAdmin(ReadOnlyAdmin):
+    list_display = ("name", "tier", "annual_value", "customer_since")
+    list_filter = ("tier",)
+    search_fields = ("name",)
+
+
+class CaseEventInline(admin.TabularInline):
+    model = CaseEvent
+    extra = 0
+    fields = ("at", "kind", "actor", "text")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Case)
+class CaseAdmin(ReadOnlyAdmin):
+    list_display = ("reference", "subject", "customer", "category", "status", "owner", "team", "stakes_score",
+                    "resolution_due", "sla_breached")
+    list_filter = ("status", "category", "team", "sla_breached")
+    search_fields = ("subject", "customer__name")
+    list_select_related = ("customer", "owner", "team")
+    inlines = [CaseEventInline]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("seq", "occurred_at", "actor_username", "action", "object_type", "object_id", "outcome")
+    list_filter = ("outcome", "object_type")
+    search_fields = ("action", "actor_username", "object_id")
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("seq", "hash", "signed_at", "key_fingerprint")
+
+
+@admin.register(AuditHead)
+class AuditHeadAdmin(ReadOnlyAdmin):
+    list_display = ("seq", "hash")

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from edges.agent import views
+
+urlpatterns = [
+    path("", views.case_list, name="list"),
+    path("new/", views.case_new, name="new"),
+    path("<int:pk>/", views.case_detail, name="detail"),
+    path("<int:pk>/claim/", views.case_claim_view, name="claim"),
+    path("<int:pk>/handover/", views.case_handover_view, name="handover"),
+    path("<int:pk>/review/", views.case_review, name="review"),
+    path("<int:pk>/decide/", views.case_decide, name="decide"),
+    path("<int:pk>/request/", views.case_request_authority, name="request"),
+    path("<int:pk>/resolve/", views.case_resolve_view, name="resolve"),
+    path("<int:pk>/reopen/", views.case_reopen_view, name="reopen"),
+    path("<int:pk>/check/", views.case_check, name="check"),
+    # The customer's rating page: a signed link, no login.
+    path("rate/<str:token>/", views.rate, name="rate"),
+]

@@ -1,0 +1,315 @@
+"""The agent's workspace: my cases, the team queue, the case page with authority next to the button.
+
+Views validate input and call the workflow services; they decide nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from authority import policy, selectors
+from authority.errors import AuthorityDenied
+from authority.models import AuthorityKind, Decision
+from authority.policy import permissions as policy_permissions
+from authority.quantities import format_quantity
+from authority.services import decision_execute
+from edges.agent.forms import CaseIntakeForm, HandoverForm, RatingForm, ReopenForm
+from edges.forms import DecisionForm, RequestForm, ResolveForm
+from edges.web.service_calls import error_text, run_service
+from h2h_core.errors import DomainError
+from h2h_core.models import Case, CaseStatus
+from h2h_core.models.cases import OPEN_STATUSES
+from h2h_core.organisation import current_organisation
+from workflows import permissions, services
+from workflows import selectors as flow_selectors
+
+LIST_LIMIT = 50
+
+
+def _visible_case(request, pk: int) -> Case:
+    case = policy.cases_visible_to(request.user).select_related("customer", "owner", "team").filter(pk=pk).first()
+    if case is None:
+        raise Http404("No such case")
+    return case
+
+
+@login_required
+def case_list(request):
+    """My open cases by SLA due and stakes, and my teams' unclaimed queue."""
+    visible = policy.cases_visible_to(request.user).select_related("customer", "owner", "team")
+    mine = visible.filter(owner=request.user, status__in=OPEN_STATUSES).order_by("resolution_due", "-stakes_score")
+    queue = visible.filter(status__in=[CaseStatus.NEW, CaseStatus.QUEUED]).filter(
+        Q(team__members=request.user) | Q(team_id__in=policy.managed_team_ids(request.user))
+    ).order_by("resolution_due", "-stakes_score")
+    return render(request, "workflows/case_list.html", {
+        "mine": list(mine[:LIST_LIMIT]),
+        "queue": list(queue.distinct()[:LIST_LIMIT]),
+        "tz": current_organisation().tz,
+        "now": timezone.now(),
+        "may_open": _may_open_cases(request.user),
+    })
+
+
+def _may_open_cases(user) -> bool:
+    return user.is_superuser or policy_permissions.is_agent(user) or policy.is_manager(user)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def case_new(request):
+    """Intake: the same service the API and the seed use, and the start of the case's flow."""
+    if not _may_open_cases(request.user):
+        raise PermissionDenied("Agents and managers open cases.")
+    form = CaseIntakeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        ok, result = run_service(request, lambda: services.case_flow_open(actor=request.user, **form.cleaned_data))
+        if ok:
+            team = result.team.name if result.team_id else "no team yet"
+            messages.success(request, f"{result.reference} is open: stakes {result.stakes_score}, in the {team} queue.")
+            return redirect("cases:detail", pk=result.pk)
+    return render(request, "workflows/case_new.html", {"form": form})
+
+
+@login_required
+def case_detail(request, pk: int, decision_form=None, request_form=None, verdict=None, status=200):
+    case = _visible_case(request, pk)
+    is_owner = case.owner_id == request.user.pk and case.is_open
+    tz = current_organisation().tz
+    now = timezone.now()
+    events = list(case.events.select_related("actor").order_by("-at", "-id")[:100])
+    month_start = now.astimezone(tz).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    may_hand_over = permissions.may_hand_over(request.user, case)
+    context = {
+        "case": case,
+        "is_owner": is_owner,
+        "tz": tz,
+        "now": now,
+        "events": events,
+        "handover_note": flow_selectors.handover_note_for_owner(case, events, request.user),
+        "workflow": flow_selectors.case_workflow_state(case),
+        "decisions": list(case.decisions.select_related("agent", "kind").order_by("-executed_at")[:50]),
+        "requests": list(case.authority_requests.select_related("requester", "kind", "decided_by")
+                         .order_by("-created_at")[:20]),
+        "earlier_cases": list(Case.objects.filter(customer_id=case.customer_id).exclude(pk=case.pk)
+                              .order_by("-opened_at")[:10]),
+        "customer_month_decisions": list(
+            Decision.objects.filter(case__customer_id=case.customer_id, executed_at__gte=month_start)
+            .select_related("kind", "agent", "case").order_by("-executed_at")[:20]
+        ),
+        **(_authority_rows(request.user, case) if is_owner else {"authority": [], "no_authority": []}),
+        "decision_form": decision_form or DecisionForm(initial={"currency": str(case.amount_at_stake.currency)}),
+        "request_form": request_form,
+        "verdict": verdict,
+        "resolve_form": ResolveForm(),
+        "handover_form": HandoverForm(candidates=flow_selectors.handover_candidates(case)) if may_hand_over else None,
+        "reopen_form": ReopenForm() if permissions.may_reopen(request.user, case) else None,
+        "can_claim": case.status in (CaseStatus.NEW, CaseStatus.QUEUED) and policy_permissions.is_agent(request.user),
+        "rating_url": services.rating_url(case) if (
+            case.status == CaseStatus.RESOLVED and case.rating is None
+            and (case.owner_id == request.user.pk or case.team_id in policy.managed_team_ids(request.user))
+        ) else None,
+    }
+    return render(request, "workflows/case_detail.html", context, status=status)
+
+
+def _authority_rows(user, case: Case) -> dict:
+    """Headroom per kind the user holds authority for; the kinds without any, as one line."""
+    rows = selectors.case_authority(agent=user, case=case)
+    return {
+        "authority": [row for row in rows if row["verdict"].deciding_grants],
+        "no_authority": [row["kind"].name for row in rows if not row["verdict"].deciding_grants],
+    }
+
+
+@login_required
+@require_POST
+def case_claim_view(request, pk: int):
+    case = _visible_case(request, pk)
+    ok, _ = run_service(request, lambda: services.case_flow_claim(actor=request.user, case=case))
+    if ok:
+        messages.success(request, f"You own {case.reference} now.")
+    return redirect("cases:detail", pk=case.pk)
+
+
+@login_required
+@require_POST
+def case_handover_view(request, pk: int):
+    case = _visible_case(request, pk)
+    form = HandoverForm(request.POST, candidates=flow_selectors.handover_candidates(case))
+    if not form.is_valid():
+        messages.error(request, "Choose the new owner and write the context note they will read first.")
+        return redirect("cases:detail", pk=case.pk)
+    to_user = form.cleaned_data["to_user"]
+    ok, _ = run_service(request, lambda: services.case_flow_handover(
+        actor=request.user, case=case, to_user=to_user, note=form.cleaned_data["note"]))
+    if ok:
+        messages.success(request, f"{case.reference} is with {to_user.get_username()} now, with your note.")
+    return redirect("cases:detail", pk=case.pk)
+
+
+@login_required
+@require_POST
+def case_reopen_view(request, pk: int):
+    case = _visible_case(request, pk)
+    form = ReopenForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why the case is reopened.")
+        return redirect("cases:detail", pk=case.pk)
+    ok, _ = run_service(request, lambda: services.case_flow_reopen(actor=request.user, case=case,
+                                                                   reason=form.cleaned_data["reason"]))
+    if ok:
+        messages.success(request, f"{case.reference} is open again.")
+    return redirect("cases:detail", pk=case.pk)
+
+
+def _decision_inputs(form) -> dict:
+    data = form.cleaned_data
+    return {"kind": data["kind"], "amount": data["amount"], "currency": data["currency"] or None}
+
+
+@login_required
+@require_POST
+def case_review(request, pk: int):
+    """The review step: restate amount, customer, grant and whether approval is needed. Writes nothing."""
+    case = _visible_case(request, pk)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Check the decision form.")
+        return case_detail(request, pk, decision_form=form)
+    if not (case.owner_id == request.user.pk and case.is_open):
+        messages.error(request, f"Only the owner of {case.reference} may decide on it.")
+        return redirect("cases:detail", pk=case.pk)
+    inputs = _decision_inputs(form)
+    try:
+        verdict = policy.evaluate(agent=request.user, case=case, **inputs)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+        return case_detail(request, pk, decision_form=form)
+    kind = inputs["kind"]
+    request_form = None
+    if verdict.over_limit:
+        request_form = RequestForm(initial={"kind": kind.code, "amount": form.cleaned_data["amount"],
+                                            "currency": form.cleaned_data["currency"],
+                                            "justification": form.cleaned_data["rationale"]})
+    return render(request, "workflows/case_review.html", {
+        "case": case,
+        "kind": kind,
+        "form": form,
+        "verdict": verdict,
+        "asked": format_quantity(verdict.amount, unit=kind.unit, currency=verdict.currency),
+        "request_form": request_form,
+        "idempotency_key": uuid.uuid4().hex,
+        "tz": current_organisation().tz,
+    })
+
+
+@login_required
+@require_POST
+def case_decide(request, pk: int):
+    case = _visible_case(request, pk)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Check the decision form.")
+        return case_detail(request, pk, decision_form=form)
+    try:
+        decision = decision_execute(actor=request.user, case=case, rationale=form.cleaned_data["rationale"],
+                                    idempotency_key=request.POST.get("idempotency_key") or None,
+                                    **_decision_inputs(form))
+    except AuthorityDenied as denied:
+        request_form = None
+        if denied.verdict.over_limit:
+            request_form = RequestForm(initial={"kind": form.cleaned_data["kind"].code,
+                                                "amount": form.cleaned_data["amount"],
+                                                "currency": form.cleaned_data["currency"],
+                                                "justification": form.cleaned_data["rationale"]})
+        messages.error(request, "Over your authority: " + " ".join(denied.verdict.reasons))
+        return case_detail(request, pk, decision_form=form, request_form=request_form, verdict=denied.verdict)
+    except (ValidationError, DomainError) as error:
+        messages.error(request, error_text(error))
+        return case_detail(request, pk, decision_form=form)
+    messages.success(request, f"Done: {decision.kind.name} of "
+                              f"{format_quantity(decision.amount, unit=decision.kind.unit, currency=decision.currency)}"
+                              f" executed on {case.reference}.")
+    return redirect("cases:detail", pk=case.pk)
+
+
+@login_required
+@require_POST
+def case_request_authority(request, pk: int):
+    case = _visible_case(request, pk)
+    form = RequestForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Explain why the customer needs this.")
+        return redirect("cases:detail", pk=case.pk)
+    ok, result = run_service(request, lambda: services.authority_request_flow_open(
+        actor=request.user, case=case, justification=form.cleaned_data["justification"], **_decision_inputs(form)))
+    if ok:
+        names = ", ".join(selectors.usernames(result.pool))
+        messages.success(request, f"Asked {names}. You keep the case; you will see the answer here.")
+    return redirect("cases:detail", pk=case.pk)
+
+
+@login_required
+@require_POST
+def case_resolve_view(request, pk: int):
+    case = _visible_case(request, pk)
+    form = ResolveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Summarise the resolution.")
+        return redirect("cases:detail", pk=case.pk)
+    ok, _ = run_service(request, lambda: services.case_flow_resolve(actor=request.user, case=case,
+                                                                    summary=form.cleaned_data["summary"]))
+    if ok:
+        messages.success(request, f"{case.reference} is resolved. The customer's rating link is below.")
+    return redirect("cases:detail", pk=case.pk)
+
+
+@login_required
+@require_GET
+def case_check(request, pk: int):
+    """Dry-run verdict for the decision form: what is allowed, and what is left, as the amount is typed."""
+    case = _visible_case(request, pk)
+    kind = AuthorityKind.objects.filter(code=request.GET.get("kind", "")).first()
+    if kind is None:
+        return JsonResponse({"error": {"code": "invalid", "message": "Unknown kind."}}, status=400)
+    try:
+        verdict = policy.evaluate(agent=request.user, kind=kind, amount=request.GET.get("amount", ""),
+                                  currency=request.GET.get("currency") or None if kind.is_money else None,
+                                  case=case)
+    except ValidationError as error:
+        return JsonResponse({"error": {"code": "invalid", "message": error_text(error)}}, status=400)
+    return JsonResponse({"verdict": verdict.as_dict()})
+
+
+@require_http_methods(["GET", "POST"])
+def rate(request, token: str):
+    """The customer's rating page, reached through the signed link: no login."""
+    try:
+        case = services.case_for_rating_token(token)
+    except signing.BadSignature:
+        return render(request, "workflows/rate.html", {"invalid": True}, status=404)
+    form = RatingForm(request.POST or None)
+    if request.method == "POST" and case.rating is None:
+        if form.is_valid():
+            ok, result = run_service(request, lambda: services.case_flow_rate(case=case,
+                                                                              rating=form.cleaned_data["rating"]))
+            if ok:
+                return render(request, "workflows/rate.html", {"case": result, "thanks": True})
+        else:
+            messages.error(request, "Choose a rating from 1 to 5.")
+    return render(request, "workflows/rate.html", {
+        "case": case,
+        "form": form,
+        "organisation": current_organisation(),
+        "not_yet": case.status not in (CaseStatus.RESOLVED, CaseStatus.CLOSED),
+    })

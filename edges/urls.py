@@ -1,0 +1,17 @@
+"""The project's URL map: the composition root that mounts each app's pages."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="authority:mine", permanent=False), name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="h2h_core/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("cases/", include(("edges.agent.urls", "cases"))),
+    path("authority/", include(("edges.manager.urls", "authority"))),
+    path("audit/", include(("edges.auditor.urls", "audit"))),
+    path("api/", include("edges.api.urls")),
+    path("admin/", admin.site.urls),
+]
