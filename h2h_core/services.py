@@ -17,7 +17,7 @@ from guardian.shortcuts import assign_perm
 from . import access, sla
 from .audit import audit_record
 from .audit.refusals import audits_refusals, case_of
-from .errors import CaseNotOpen, NotAllowed, NotCaseOwner
+from .errors import CaseNotOpen, NotAllowed
 from .models import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier, Team
 from .models.cases import OPEN_STATUSES
 from .stakes import stakes_score
@@ -181,10 +181,7 @@ def case_open(
 
 def case_require_owner(*, case: Case, actor) -> None:
     """Raise unless `actor` owns `case` and it is open (rule 4)."""
-    if case.status not in OPEN_STATUSES:
-        raise CaseNotOpen(f"Case {case.reference} is {case.get_status_display().lower()}.")
-    if case.owner_id != actor.pk:
-        raise NotCaseOwner(f"Only the owner of {case.reference} may act on it.")
+    access.may_act_as_owner(actor, case).require()
 
 
 @audits_refusals("case.claim", object_type="case", object_from=case_of)
@@ -192,13 +189,7 @@ def case_claim(*, actor, case: Case) -> Case:
     """Make `actor` the owner of an unowned case in one of their teams' queues."""
     with service_atomic():
         case = _locked_case(case)
-        if case.status not in (CaseStatus.NEW, CaseStatus.QUEUED):
-            if case.owner_id == actor.pk:
-                raise CaseNotOpen(f"You already own {case.reference}.")
-            owner = case.owner.get_username() if case.owner_id else "nobody"
-            raise CaseNotOpen(f"{case.reference} is no longer in the queue (owner: {owner}).")
-        if not (access.is_agent(actor) and case.team_id and case.team.members.filter(pk=actor.pk).exists()):
-            raise NotAllowed(f"Only an agent of the case's team may claim {case.reference}.")
+        access.may_claim(actor, case).require()
         before = case_snapshot(case)
         now = timezone.now()
         case.owner = actor
@@ -218,15 +209,10 @@ def case_handover(*, actor, case: Case, to_user, note: str) -> Case:
         raise ValidationError({"note": "A handover needs a context note for the next owner."})
     with service_atomic():
         case = _locked_case(case)
-        if case.status not in OPEN_STATUSES:
-            raise CaseNotOpen(f"Case {case.reference} is {case.get_status_display().lower()}.")
-        is_team_manager = case.team_id in access.managed_team_ids(actor)
-        if case.owner_id != actor.pk and not is_team_manager:
-            raise NotCaseOwner(f"Only the owner of {case.reference} or a manager of its team may hand it over.")
-        if to_user.pk == case.owner_id:
-            raise ValidationError({"to_user": f"{to_user.get_username()} already owns {case.reference}."})
-        if not (access.is_agent(to_user) and case.team.members.filter(pk=to_user.pk).exists()):
-            raise ValidationError({"to_user": f"{to_user.get_username()} is not an agent of {case.team}."})
+        access.may_hand_over(actor, case).require()
+        receiver = access.may_receive_case(to_user, case)
+        if not receiver:
+            raise ValidationError({"to_user": receiver.reason})
         before = case_snapshot(case)
         case.owner = to_user
         case.status = CaseStatus.OWNED
@@ -241,8 +227,7 @@ def case_handover(*, actor, case: Case, to_user, note: str) -> Case:
 def case_add_note(*, actor, case: Case, text: str) -> CaseEvent:
     if not text or not text.strip():
         raise ValidationError({"text": "The note is empty."})
-    if not access.may_view_case(actor, case):
-        raise NotAllowed("You cannot see this case.")
+    access.may_view_case(actor, case).require()
     with service_atomic():
         event = _event(case, actor=actor, kind=CaseEvent.Kind.NOTE, text=text.strip())
         audit_record(actor=actor, action="case.note_added", object_type="case", object_id=case.pk,
@@ -276,10 +261,7 @@ def case_reopen(*, actor, case: Case, reason: str) -> Case:
         raise ValidationError({"reason": "Say why the case is reopened."})
     with service_atomic():
         case = _locked_case(case)
-        if case.status not in (CaseStatus.RESOLVED, CaseStatus.CLOSED):
-            raise CaseNotOpen(f"{case.reference} is still open.")
-        if case.owner_id != actor.pk and case.team_id not in access.managed_team_ids(actor):
-            raise NotAllowed(f"Only the last owner of {case.reference} or its team's manager may reopen it.")
+        access.may_reopen(actor, case).require()
         before = case_snapshot(case)
         case.status = CaseStatus.OWNED if case.owner_id else CaseStatus.QUEUED
         case.resolved_at = None

@@ -47,13 +47,13 @@ class OwnershipTask(flow.View):
         return Case.objects.get(processes__pk=task.process_id)
 
     def can_assign(self, user, task) -> bool:
-        return not task.owner_id and permissions.may_claim(user, self._case(task))
+        return not task.owner_id and bool(permissions.may_claim(user, self._case(task)))
 
     def can_unassign(self, user, task) -> bool:
-        return bool(task.owner_id) and permissions.may_hand_over(user, self._case(task))
+        return bool(task.owner_id) and bool(permissions.may_hand_over(user, self._case(task)))
 
     def can_execute(self, user, task) -> bool:
-        return task.owner_id == getattr(user, "pk", None) and permissions.may_resolve(user, self._case(task))
+        return task.owner_id == getattr(user, "pk", None) and bool(permissions.may_resolve(user, self._case(task)))
 
 
 def _case_of(activation) -> Case:
