@@ -72,7 +72,7 @@ def audit_log(request):
     """Every recorded change, newest first, filtered by action, actor, object, outcome and day."""
     events, filters = _events_matching(request.GET)
     count, more = reports.capped_count(events)
-    page = reports.seek_page_by_int(events, field_name="seq", after=request.GET.get("after"),
+    page = reports.seek_page(events, field_name="seq", after=request.GET.get("after"),
                                     before=request.GET.get("before"), size=PAGE_SIZE)
     return render(request, "authority/audit_log.html", {
         "page": page, "filters": filters, "count": count, "more": more, "query": urlencode(filters),
@@ -99,7 +99,7 @@ def decision_log(request):
         return render(request, "authority/decision_log.html", {**context, "page": None, "count": 0})
     if filters.outcome == "refused":
         qs = reports.refusals_matching(filters)
-        page = reports.seek_page_by_int(qs, field_name="seq", after=request.GET.get("after"),
+        page = reports.seek_page(qs, field_name="seq", after=request.GET.get("after"),
                                         before=request.GET.get("before"), size=PAGE_SIZE)
     else:
         qs = reports.decisions_matching(filters).select_related(
@@ -110,7 +110,7 @@ def decision_log(request):
     query = filters.as_query()
     return render(request, "authority/decision_log.html", {
         **context, "page": page, "count": count, "more": more, "query": urlencode(query), "params": query,
-        "refused": filters.outcome == "refused", "cap": reports.COUNT_CAP,
+        "refused": filters.outcome == "refused", "cap": reports.decision_log.COUNT_CAP,
     })
 
 
@@ -224,7 +224,7 @@ def changes(request):
     """Every authority change, newest first: the version, its maker and its checker."""
     params = {key: request.GET.get(key, "").strip() for key in ("kind", "level", "maker", "status")}
     qs = reports.grant_changes(**params)
-    page = reports.seek_page_by_int(qs, field_name="id", after=request.GET.get("after"),
+    page = reports.seek_page(qs, field_name="id", after=request.GET.get("after"),
                                     before=request.GET.get("before"), size=PAGE_SIZE)
     rows = [{"grant": g, "diff": [r for r in reports.grant_diff(g.supersedes, g) if r["changed"]]
              if g.supersedes_id else None} for g in page.rows]
@@ -353,7 +353,7 @@ def flags(request):
     """Every review flag, newest first."""
     qs = ReviewFlag.objects.select_related("decision__agent", "decision__kind", "decision__case", "auditor") \
         .order_by("-id")
-    page = reports.seek_page_by_int(qs, field_name="id", after=request.GET.get("after"),
+    page = reports.seek_page(qs, field_name="id", after=request.GET.get("after"),
                                     before=request.GET.get("before"), size=PAGE_SIZE)
     return render(request, "authority/flags.html", {"page": page, "tz": current_organisation().tz})
 

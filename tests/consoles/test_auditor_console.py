@@ -132,7 +132,7 @@ def test_seek_paging_walks_every_decision_once_both_ways(client, cast, monkeypat
 
 
 def test_the_count_is_capped_and_says_so(client, cast, log, monkeypatch):
-    monkeypatch.setattr(reports, "COUNT_CAP", 3)
+    monkeypatch.setattr(reports.decision_log, "COUNT_CAP", 3)
     client.force_login(cast["audrey"])
     page = client.get(reverse("audit:decisions")).text
     assert "more than 3 decisions" in page
@@ -304,7 +304,7 @@ def test_a_review_sample_is_random_sized_and_reproducible(client, cast):
 
 
 def test_sampling_many_rows_draws_by_id_and_stays_within_the_filter(cast, monkeypatch):
-    monkeypatch.setattr(reports, "SAMPLE_SMALL", 10)
+    monkeypatch.setattr(reports.changes, "SAMPLE_SMALL", 10)
     case = CaseFactory(owner=cast["alice"], team=cast["retention"])
     now = timezone.now()
     recent = [DecisionFactory(case=case, executed_at=now) for _ in range(40)]

@@ -71,7 +71,7 @@ def test_the_first_and_a_deep_page_walk_the_index_without_sorting_the_table(many
         page = reports.seek_page(qs, field_name="executed_at", after=cursor, before=None, size=50)
         cursor = page.older
     _, deep_ms = timed(lambda: reports.seek_page(qs, field_name="executed_at", after=cursor, before=None, size=50))
-    value, pk = reports._decode(cursor)
+    value, pk = reports.paging._decode(cursor)
     deep = plan(qs.filter(executed_at__lt=value)[:51])
     assert "Sort" not in deep, deep
     (count, more), count_ms = timed(lambda: reports.capped_count(qs))
