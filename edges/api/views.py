@@ -12,11 +12,9 @@ import dataclasses
 from axes.helpers import get_cool_off
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -45,10 +43,10 @@ from edges.api.errors import error_body
 from edges.api.idempotency import KEY_PARAMETER, idempotent
 from edges.api.pagination import AuditCursor, Pages
 from edges.api.schema import ApiSchema
-from h2h_core import services as case_services
-from h2h_core.audit import audit_record
 from h2h_core.models import AuditEvent, Case, Customer, Team
 from h2h_core.models.cases import OPEN_STATUSES
+from h2h_core.people import api_token_issue
+from workflows import services as flow_steps
 
 User = get_user_model()
 
@@ -103,18 +101,6 @@ def created(data, location: str) -> Response:
 # --- auth -------------------------------------------------------------------------------------
 
 
-def api_token_for(user) -> Token:
-    """Return the user's API token, creating (and auditing) it on first use."""
-    token = Token.objects.filter(user=user).first()
-    if token is not None:
-        return token
-    with transaction.atomic(durable=True):
-        token, made = Token.objects.get_or_create(user=user)
-        if made:
-            audit_record(actor=user, action="api_token.created", object_type="user", object_id=user.pk)
-    return token
-
-
 class TokenView(ApiMixin, APIView):
     """Exchange a username and password for an API token (send it as `Authorization: Token <token>`)."""
 
@@ -138,7 +124,7 @@ class TokenView(ApiMixin, APIView):
                     status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(seconds)} if seconds else {})
             return Response(error_body("invalid_credentials", "Unable to log in with this username and password."),
                             status=status.HTTP_400_BAD_REQUEST)
-        token = api_token_for(user)
+        token = api_token_issue(actor=user, user=user)  # created (and audited) on first use
         return Response({"token": token.key, "username": user.get_username(),
                          "roles": sorted(policy.roles_of(user))})
 
@@ -232,9 +218,9 @@ class CaseViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         customer = Customer.objects.filter(pk=data["customer"]).first()
         if customer is None:
             raise ValidationError({"customer": [f"No customer has the id {data['customer']}."]})
-        case = case_services.case_open(actor=request.user, customer=customer, subject=data["subject"],
-                                       description=data["description"], category=data["category"],
-                                       amount_at_stake=data["amount_at_stake"], currency=data["currency"])
+        case = flow_steps.case_flow_open(actor=request.user, customer=customer, subject=data["subject"],
+                                        description=data["description"], category=data["category"],
+                                        amount_at_stake=data["amount_at_stake"], currency=data["currency"])
         response = self._render(case, code=status.HTTP_201_CREATED)
         response["Location"] = f"{request.path}{case.pk}/"
         return response
@@ -242,7 +228,7 @@ class CaseViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     @extend_schema(request=None, responses={200: s.CaseOut}, summary="Claim a case from my team's queue")
     @action(detail=True, methods=["post"])
     def claim(self, request, pk=None):
-        case = case_services.case_claim(actor=request.user, case=self.get_object())
+        case = flow_steps.case_flow_claim(actor=request.user, case=self.get_object())
         return self._render(case)
 
     @extend_schema(request=s.HandoverIn, responses={200: s.CaseOut},
@@ -252,7 +238,7 @@ class CaseViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         case = self.get_object()
         data = body(s.HandoverIn, request)
         to_user = user_named(data["to_user"], field="to_user")
-        case = case_services.case_handover(actor=request.user, case=case, to_user=to_user, note=data["note"])
+        case = flow_steps.case_flow_handover(actor=request.user, case=case, to_user=to_user, note=data["note"])
         return self._render(case)
 
     @extend_schema(request=s.ResolveIn, responses={200: s.CaseOut}, summary="Resolve a case I own")
@@ -260,7 +246,7 @@ class CaseViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     def resolve(self, request, pk=None):
         case = self.get_object()
         data = body(s.ResolveIn, request)
-        case = case_services.case_resolve(actor=request.user, case=case, summary=data["summary"])
+        case = flow_steps.case_flow_resolve(actor=request.user, case=case, summary=data["summary"])
         return self._render(case)
 
 
@@ -277,7 +263,7 @@ class DecisionViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
     lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
-        return permissions.decisions_visible_to(self.request.user).select_related("case", "agent", "kind").order_by(
+        return policy.decisions_visible_to(self.request.user).select_related("case", "agent", "kind").order_by(
             "-executed_at", "-id")
 
     def filter_queryset(self, queryset):
@@ -420,7 +406,7 @@ class GrantViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
-        return permissions.grants_visible_to(self.request.user).select_related(*GRANT_RELATED).order_by(
+        return permissions.grants_visible_to(self.request.user).with_state().select_related(*GRANT_RELATED).order_by(
             "kind__code", "lineage", "version", "id")
 
     def filter_queryset(self, queryset):
@@ -444,7 +430,7 @@ class GrantViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         return queryset
 
     def _render(self, grant: Grant, *, code: int = status.HTTP_200_OK) -> Response:
-        fresh = Grant.objects.select_related(*GRANT_RELATED).get(pk=grant.pk)
+        fresh = Grant.objects.with_state().select_related(*GRANT_RELATED).get(pk=grant.pk)
         return Response(s.GrantOut(fresh).data, status=code)
 
     @extend_schema(request=s.GrantIn, responses={201: s.GrantOut}, parameters=[KEY_PARAMETER],

@@ -5,6 +5,7 @@ from django.contrib.auth.models import Permission
 
 from h2h_core.models import AuditEvent, Case, CaseStatus, Role
 from tests.factories import CaseFactory, CustomerFactory, UserFactory
+from workflows.models import CaseProcess
 
 from .helpers import assert_error_shape, audit_actions, client_for, state
 
@@ -176,3 +177,28 @@ def test_a_colleague_cannot_resolve_someone_elses_case_and_nothing_changes(as_bo
     response = as_bob.post(f"/api/v1/cases/{case_owned_by_alice.pk}/resolve/", {"summary": "done"}, format="json")
     assert_error_shape(response, 403, "not_case_owner")
     assert state() == before and AuditEvent.objects.exclude(outcome="denied").count() == events
+
+
+def test_a_case_opened_through_the_api_starts_its_flow_in_the_same_step(as_alice, alice, retention):
+    # given a customer of the Retention queue
+    customer = CustomerFactory()
+    # when an integrator (here alice) opens a complaint through the API
+    response = as_alice.post("/api/v1/cases/", case_payload(customer, category="complaint"), format="json")
+    # then the case's flow runs from intake: its ownership task waits in the team queue, no adoption needed
+    assert response.status_code == 201
+    process = CaseProcess.objects.get(case_id=response.json()["id"])
+    assert not process.data.get("adopted")
+    task = process.task_set.get(flow_task_type="HUMAN")
+    assert task.owner_id is None and task.status == "NEW"
+
+
+def test_a_claim_through_the_api_assigns_the_flows_ownership_task(as_alice, alice, retention):
+    # given a complaint opened through the API, waiting in the Retention queue
+    customer = CustomerFactory()
+    case_id = as_alice.post("/api/v1/cases/", case_payload(customer, category="complaint"), format="json").json()["id"]
+    # when alice claims it through the API
+    response = as_alice.post(f"/api/v1/cases/{case_id}/claim/")
+    # then the record and the process agree at once: she owns the case and its ownership task
+    assert response.status_code == 200 and response.json()["owner"] == "alice"
+    task = CaseProcess.objects.get(case_id=case_id).task_set.get(flow_task_type="HUMAN")
+    assert task.owner == alice and task.status == "ASSIGNED"
