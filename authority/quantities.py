@@ -1,17 +1,20 @@
 """Exact amounts: parsing, validation, conversion and display.
 
-Every amount that enters the product passes `parse_amount`, so bad input becomes a clear
-ValidationError at the edge instead of a 500 (or worse, a silently rounded refund).
+Every amount of an authority kind that enters the product passes `parse_amount`, so bad input
+becomes a clear ValidationError at the edge instead of a 500 (or worse, a silently rounded refund).
+Its text is read by the one lexical parser, `h2h_core.amounts.plain_decimal` (plain ASCII decimals
+only); this module adds what the kind's unit and currency require.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from decimal import ROUND_UP, Decimal, InvalidOperation
+from decimal import ROUND_UP, Decimal
 
 import moneyed
 from django.core.exceptions import ValidationError
+
+from h2h_core.amounts import plain_decimal
 
 from .models import AuthorityKind, Unit
 
@@ -21,8 +24,6 @@ PERCENT_MAX = Decimal("100")
 PERCENT_PLACES = 2
 # ISO 4217 codes for precious metals, funds, test and "no currency": never the currency of a refund.
 NOT_TENDER = frozenset({"XAU", "XAG", "XPT", "XPD", "XDR", "XTS", "XXX", "XBA", "XBB", "XBC", "XBD", "XSU", "XUA"})
-# Plain ASCII decimal notation; Decimal() alone would also take "1_000" and non-ASCII digits.
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def currency_exponent(code: str) -> int:
@@ -54,8 +55,9 @@ def allowed_places(*, unit: str, currency: str | None) -> int:
 def parse_amount(value, *, kind: AuthorityKind, currency: str | None, field: str = "amount") -> Decimal:
     """Return `value` as an exact positive Decimal valid for the kind's unit, or raise ValidationError.
 
-    Money needs a known currency and at most that currency's minor digits; months and counts are
-    whole numbers; percentages have at most two decimals and never exceed 100.
+    `value` is plain ASCII decimal text (or a Decimal or int from Python code): see
+    h2h_core.amounts. Money needs a known currency and at most that currency's minor digits; months
+    and counts are whole numbers; percentages have at most two decimals and never exceed 100.
     """
     if kind.is_money:
         if not currency:
@@ -66,32 +68,20 @@ def parse_amount(value, *, kind: AuthorityKind, currency: str | None, field: str
             raise ValidationError({"currency": error.messages}) from None
     elif currency:
         raise ValidationError({"currency": f"{kind.name} is counted in {kind.get_unit_display().lower()}, not money."})
-    amount = to_decimal(value, field=field)
+    label = field.replace("_", " ")
+    try:
+        amount = plain_decimal(value, label=label)
+    except ValidationError as error:
+        raise ValidationError({field: error.messages}) from None
     if amount <= 0:
-        raise ValidationError({field: "The amount must be greater than zero."})
+        raise ValidationError({field: f"The {label} must be greater than zero."})
     limit = PERCENT_MAX if kind.unit == Unit.PERCENT else MAX_AMOUNT
     if amount > limit:
-        raise ValidationError({field: f"The amount must not exceed {format_plain(limit)}."})
+        raise ValidationError({field: f"The {label} must not exceed {format_plain(limit)}."})
     places = allowed_places(unit=kind.unit, currency=currency)
     if -amount.as_tuple().exponent > places and amount != amount.quantize(Decimal(1).scaleb(-places)):
         what = currency if kind.is_money else kind.get_unit_display().lower()
         raise ValidationError({field: f"{what} amounts have at most {places} decimal place(s)."})
-    return amount
-
-
-def to_decimal(value, *, field: str = "amount") -> Decimal:
-    if isinstance(value, bool) or value is None or value == "":
-        raise ValidationError({field: "Give an amount as a number, e.g. 120.50."})
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise ValidationError({field: f"{str(value)[:40]!r} is not a number."}) from None
-    if not amount.is_finite():
-        raise ValidationError({field: "The amount must be a finite number."})
-    if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()):
-        raise ValidationError({field: f"{value[:40]!r} is not a plain number: use digits and a decimal point."})
     return amount
 
 

@@ -6,12 +6,12 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import CharField, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Cast
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Least
 
 from h2h_core.models import Team
 
-from .models import ExchangeRate, Grant, GrantStatus, UsageCounter
+from .models import Effect, ExchangeRate, Grant, GrantStatus, UsageCounter
 
 User = get_user_model()
 RATE_PLACES = Decimal("1e-10")
@@ -58,6 +58,56 @@ def grants_applicable_to_agent(*, agent, kind_id: int | None, case_id: int | Non
     return qs
 
 
+def grants_applicable_to_agents(*, agent_ids: list[int], kind_id: int, case_id: int | None,
+                                at: datetime) -> dict[int, list[Grant]]:
+    """Return {agent id: the grants that could speak for them}, as grants_applicable_to_agent would.
+
+    Three queries whatever the number of agents: team memberships, roles, grants.
+    """
+    teams_of: dict[int, set[int]] = {pk: set() for pk in agent_ids}
+    roles_of: dict[int, set[int]] = {pk: set() for pk in agent_ids}
+    for user_id, team_id in Team.members.through.objects.filter(user_id__in=agent_ids).values_list(
+            "user_id", "team_id"):
+        teams_of[user_id].add(team_id)
+    for user_id, group_id in User.groups.through.objects.filter(user_id__in=agent_ids).values_list(
+            "user_id", "group_id"):
+        roles_of[user_id].add(group_id)
+    team_ids = set().union(*teams_of.values())
+    role_ids = set().union(*roles_of.values())
+    personal = Q(subject_user_id__in=agent_ids) & (Q(case__isnull=True) | Q(case_id=case_id))
+    grants = list(
+        Grant.objects.filter(
+            in_force_at(at) & (personal | Q(subject_team_id__in=team_ids) | Q(subject_role_id__in=role_ids)),
+            kind_id=kind_id,
+        ).select_related("subject_user", "subject_team", "subject_role")
+    )
+    return {
+        pk: [g for g in grants if g.subject_user_id == pk or g.subject_team_id in teams_of[pk]
+             or g.subject_role_id in roles_of[pk]]
+        for pk in agent_ids
+    }
+
+
+def grant_lapsed_for_agent(*, agent, kind_id: int, at: datetime) -> Grant | None:
+    """Return the agent's permit of the kind (person, team or role) that expired or ended last before `at`.
+
+    Asked only when nothing of the kind is in force, to name that grant instead of saying "no grant".
+    """
+    team_ids = Team.members.through.objects.filter(user_id=agent.pk).values("team_id")
+    group_ids = User.groups.through.objects.filter(user_id=agent.pk).values("group_id")
+    subject = (Q(subject_user_id=agent.pk, case__isnull=True) | Q(subject_team_id__in=team_ids)
+               | Q(subject_role_id__in=group_ids))
+    lapse = Least(Coalesce("valid_until", "superseded_at"), Coalesce("superseded_at", "valid_until"))
+    return (
+        Grant.objects.filter(subject, kind_id=kind_id, effect=Effect.PERMIT, status=GrantStatus.ACTIVE)
+        .filter(Q(valid_until__lte=at) | Q(superseded_at__lte=at))
+        .annotate(lapsed_at=lapse)
+        .select_related("subject_user", "subject_team", "subject_role")
+        .order_by("-lapsed_at", "-pk")
+        .first()
+    )
+
+
 def usage_for_keys(keys: list[str]) -> dict[str, Decimal]:
     if not keys:
         return {}
@@ -93,25 +143,6 @@ def latest_rates(*, from_currency: str, to_currencies: set[str], on: date) -> di
         if best is None or (row.valid_on, direct) > (best[1], best[2]):
             found[target] = (rate, row.valid_on, direct)
     return {target: (rate, day) for target, (rate, day, _) in found.items()}
-
-
-def team_manager_usernames(*, agent) -> list[str]:
-    """Return the managers (manage_team object permission) of the agent's teams, the agent excluded."""
-    team_pks = Team.members.through.objects.filter(user_id=agent.pk).annotate(
-        pk_text=Cast("team_id", output_field=CharField())
-    ).values("pk_text")
-    return list(
-        User.objects.filter(
-            userobjectpermission__permission__codename="manage_team",
-            userobjectpermission__permission__content_type__app_label="h2h_core",
-            userobjectpermission__object_pk__in=team_pks,
-            is_active=True,
-        )
-        .exclude(pk=agent.pk)
-        .order_by("username")
-        .values_list("username", flat=True)
-        .distinct()
-    )
 
 
 def requests_for_approver(user) -> QuerySet:
@@ -209,7 +240,8 @@ def case_authority(*, agent, case) -> list[dict]:
         cur = currency if kind.is_money else None
         smallest = Decimal(1).scaleb(-allowed_places(unit=kind.unit, currency=cur))
         rows.append({"kind": kind, "currency": cur or "",
-                     "verdict": evaluate(agent=agent, kind=kind, amount=smallest, currency=cur, case=case)})
+                     "verdict": evaluate(agent=agent, kind=kind, amount=smallest, currency=cur, case=case,
+                                         with_approvers=False)})
     return rows
 
 

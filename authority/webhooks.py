@@ -35,10 +35,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from authority.lock_objects import outbox_message_qs_skip_locked, webhook_delivery_qs_skip_locked
 from authority.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 from authority.services.decisions import outbox_retry_delay
 
@@ -83,13 +84,6 @@ class DeliveryReport:
         return f"{self.fanned_out} message(s) fanned out, {self.delivered} delivered, {self.failed} failed"
 
 
-def _skip_locked(queryset):
-    """Lock the rows we take and skip rows another deliverer holds (PostgreSQL; SQLite has one writer)."""
-    if connection.features.has_select_for_update_skip_locked:
-        return queryset.select_for_update(skip_locked=True, of=("self",))
-    return queryset
-
-
 def _subscribed(endpoint: WebhookEndpoint, topic: str) -> bool:
     return not endpoint.topics or topic in endpoint.topics
 
@@ -101,7 +95,7 @@ def fan_out(*, now: datetime | None = None, batch: int = BATCH) -> int:
     has_deliveries = WebhookDelivery.objects.filter(message=OuterRef("pk"))
     with transaction.atomic():
         messages = list(
-            _skip_locked(OutboxMessage.objects.filter(delivered_at__isnull=True).exclude(Exists(has_deliveries)))
+            outbox_message_qs_skip_locked().filter(delivered_at__isnull=True).exclude(Exists(has_deliveries))
             .order_by("pk")[:batch]
         )
         rows, nobody = [], []
@@ -121,10 +115,9 @@ def _claim(*, now: datetime, batch: int) -> list[WebhookDelivery]:
     """Take up to `batch` due deliveries for this deliverer by leasing them; commit at once."""
     with transaction.atomic():
         due = list(
-            _skip_locked(
-                WebhookDelivery.objects.filter(delivered_at__isnull=True, next_attempt_at__lte=now,
-                                               endpoint__active=True)
-            ).order_by("next_attempt_at", "pk")[:batch]
+            webhook_delivery_qs_skip_locked().filter(delivered_at__isnull=True, next_attempt_at__lte=now,
+                                                     endpoint__active=True)
+            .order_by("next_attempt_at", "pk")[:batch]
         )
         if not due:
             return []

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from authority.models import AuthorityKind, Effect, Period, ReviewFlag
+from h2h_core.amounts import AmountFormField
 from h2h_core.models import CaseCategory, CustomerTier, Role, Team
 from h2h_core.organisation import current_organisation
 
@@ -20,16 +21,14 @@ def currency_choices():
 class DecisionForm(forms.Form):
     kind = forms.ModelChoiceField(queryset=AuthorityKind.objects.order_by("name"), to_field_name="code",
                                   empty_label=None)
-    # A CharField: authority.quantities.parse_amount gives the precise error for any bad amount.
-    amount = forms.CharField(max_length=40, widget=forms.TextInput(attrs={"inputmode": "decimal",
-                                                                          "autocomplete": "off"}))
+    amount = AmountFormField()
     currency = forms.ChoiceField(choices=currency_choices, required=False)
     rationale = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
 
 class RequestForm(forms.Form):
     kind = forms.ModelChoiceField(queryset=AuthorityKind.objects.all(), to_field_name="code", widget=forms.HiddenInput)
-    amount = forms.CharField(max_length=40, widget=forms.HiddenInput)
+    amount = AmountFormField(widget=forms.HiddenInput)
     currency = forms.ChoiceField(choices=currency_choices, required=False, widget=forms.HiddenInput)
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
@@ -70,12 +69,8 @@ class GrantForm(forms.Form):
 
     effect = forms.ChoiceField(choices=Effect.choices, initial=Effect.PERMIT,
                                help_text="A suspension (forbid) beats every permit.")
-    per_case_limit = forms.CharField(max_length=40, required=False, label="Per-case limit",
-                                     help_text="Empty: no per-case limit.",
-                                     widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
-    period_limit = forms.CharField(max_length=40, required=False, label="Period cap",
-                                   help_text="Empty: no cap over the period.",
-                                   widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+    per_case_limit = AmountFormField(required=False, label="Per-case limit", help_text="Empty: no per-case limit.")
+    period_limit = AmountFormField(required=False, label="Period cap", help_text="Empty: no cap over the period.")
     period = forms.ChoiceField(choices=Period.choices, initial=Period.MONTH)
     currency = forms.ChoiceField(choices=currency_choices, required=False,
                                  help_text="Money kinds only; leave empty for months, percent and counts.")
@@ -97,8 +92,8 @@ class GrantForm(forms.Form):
         data = self.cleaned_data
         return GrantTerms(
             effect=data["effect"],
-            per_case_limit=data["per_case_limit"] or None,
-            period_limit=data["period_limit"] or None,
+            per_case_limit=data["per_case_limit"],
+            period_limit=data["period_limit"],
             period=data["period"],
             currency=data["currency"] or "",
             scope_categories=tuple(data["scope_categories"]),
@@ -152,8 +147,7 @@ class DelegationForm(forms.Form):
 class WhatIfForm(forms.Form):
     person = forms.ModelChoiceField(queryset=get_user_model().objects.none(), to_field_name="username")
     kind = forms.ModelChoiceField(queryset=None, to_field_name="code", empty_label=None)
-    amount = forms.CharField(max_length=40, widget=forms.TextInput(attrs={"inputmode": "decimal",
-                                                                          "autocomplete": "off"}))
+    amount = AmountFormField()
     currency = forms.ChoiceField(choices=currency_choices, required=False)
     case = forms.CharField(max_length=20, required=False, label="Case (reference or number)",
                            help_text="Or leave empty and choose a category.")
@@ -185,10 +179,8 @@ class DecisionFilterForm(forms.Form):
     agent = forms.CharField(max_length=150, required=False, help_text="Username")
     team = forms.ModelChoiceField(queryset=Team.objects.order_by("name"), required=False, empty_label="any")
     kind = forms.ModelChoiceField(queryset=None, to_field_name="code", required=False, empty_label="any")
-    amount_min = forms.DecimalField(required=False, min_value=0, max_digits=19, decimal_places=4,
-                                    label="Amount from")
-    amount_max = forms.DecimalField(required=False, min_value=0, max_digits=19, decimal_places=4,
-                                    label="Amount to")
+    amount_min = AmountFormField(required=False, max_digits=19, decimal_places=4, label="Amount from")
+    amount_max = AmountFormField(required=False, max_digits=19, decimal_places=4, label="Amount to")
     outcome = forms.ChoiceField(required=False)
     date_from = forms.DateField(required=False, label="From day", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To day", widget=forms.DateInput(attrs={"type": "date"}))

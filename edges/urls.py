@@ -15,3 +15,9 @@ urlpatterns = [
     path("api/", include("edges.api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# The product's own error pages (the API keeps its JSON shape): see edges.web.errors.
+handler400 = "edges.web.errors.bad_request"
+handler403 = "edges.web.errors.permission_denied"
+handler404 = "edges.web.errors.page_not_found"
+handler500 = "edges.web.errors.server_error"

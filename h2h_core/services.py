@@ -6,20 +6,20 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
-from guardian.shortcuts import assign_perm
 
-from . import access, sla
+from . import access, lock_objects, sla
+from .amounts import plain_decimal
 from .audit import audit_record
 from .audit.refusals import audits_refusals, case_of
-from .errors import CaseNotOpen, NotAllowed
+from .errors import CaseNotOpen
 from .models import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier, Team
 from .models.cases import OPEN_STATUSES
+from .people import team_add_manager, team_add_member, team_create, user_set_roles  # noqa: F401
 from .stakes import stakes_score
 from .transactions import service_atomic
 
@@ -47,7 +47,7 @@ def _event(case: Case, *, actor, kind: str, text: str = "", at: datetime | None 
 
 
 def _locked_case(case: Case) -> Case:
-    return Case.objects.select_for_update().select_related("customer").get(pk=case.pk)
+    return lock_objects.case_qs_select_for_update().select_related("customer").get(pk=case.pk)
 
 
 # --- customers and teams -------------------------------------------------------------------
@@ -68,6 +68,10 @@ def customer_create(
         raise ValidationError({"name": "Give the customer's name."})
     if tier not in CustomerTier.values:
         raise ValidationError({"tier": f"Unknown tier {tier!r}."})
+    try:
+        annual_value = plain_decimal(annual_value, label="annual value")
+    except ValidationError as error:
+        raise ValidationError({"annual_value": error.messages}) from None
     customer = Customer(
         name=name.strip(),
         email=email,
@@ -83,40 +87,7 @@ def customer_create(
     return customer
 
 
-def team_create(*, actor, name: str, slug: str) -> Team:
-    with transaction.atomic(durable=True):
-        team = Team.objects.create(name=name, slug=slug)
-        audit_record(actor=actor, action="team.created", object_type="team", object_id=team.pk,
-                     after={"name": name, "slug": slug})
-    return team
-
-
-def team_add_member(*, actor, team: Team, user) -> None:
-    with transaction.atomic(durable=True):
-        team.members.add(user)
-        audit_record(actor=actor, action="team.member_added", object_type="team", object_id=team.pk,
-                     after={"user_id": user.pk})
-
-
-def team_add_manager(*, actor, team: Team, user) -> None:
-    """Make `user` a manager of `team`: the object permission that puts them in its approver pool."""
-    with transaction.atomic(durable=True):
-        assign_perm("h2h_core.manage_team", user, team)
-        audit_record(actor=actor, action="team.manager_added", object_type="team", object_id=team.pk,
-                     after={"user_id": user.pk})
-
-
-@audits_refusals("user.roles_change", object_type="user", object_from=lambda kw: kw.get("user"))
-def user_set_roles(*, actor, user, roles: list[str]) -> None:
-    """Replace the user's roles (Django groups). Nobody changes their own roles."""
-    if actor is not None and actor.pk == user.pk:
-        raise NotAllowed("Nobody changes their own roles.")
-    groups = [Group.objects.get_or_create(name=role)[0] for role in roles]
-    with transaction.atomic(durable=True):
-        before = sorted(user.groups.values_list("name", flat=True))
-        user.groups.set(groups)
-        audit_record(actor=actor, action="user.roles_changed", object_type="user", object_id=user.pk,
-                     before=before, after=sorted(roles))
+# Teams, accounts and roles: h2h_core.people (re-exported here for existing callers).
 
 
 # --- cases ---------------------------------------------------------------------------------
@@ -139,8 +110,10 @@ def case_open(
         errors["subject"] = "Give the case a subject."
     if category not in CaseCategory.values:
         errors["category"] = f"Unknown category {category!r}."
-    if amount_at_stake is None or Decimal(amount_at_stake) < 0:
-        errors["amount_at_stake"] = "The amount at stake cannot be negative."
+    try:
+        amount_at_stake = plain_decimal(amount_at_stake, label="amount at stake")
+    except ValidationError as error:
+        errors["amount_at_stake"] = error.messages
     if errors:
         raise ValidationError(errors)
     now = timezone.now()
@@ -148,7 +121,7 @@ def case_open(
     stakes = stakes_score(
         category=category,
         customer_annual_value=customer.annual_value.amount,
-        amount_at_stake=Decimal(amount_at_stake),
+        amount_at_stake=amount_at_stake,
         opened_at=opened_at,
         now=now,
     )
@@ -337,7 +310,7 @@ def case_sla_breach(*, case: Case, target: str, tz=None) -> list:
         raise ValidationError({"target": f"Unknown service level {target!r}."})
     label = SLA_TARGETS[target]
     with service_atomic():
-        case = Case.objects.select_for_update(of=("self",)).select_related("owner", "team").get(pk=case.pk)
+        case = lock_objects.case_qs_select_for_update().select_related("owner", "team").get(pk=case.pk)
         now = timezone.now()
         due = case.first_response_due if target == "first_response" else case.resolution_due
         missed = due is not None and due <= now and case.status in OPEN_STATUSES and (

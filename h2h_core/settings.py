@@ -38,7 +38,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DE
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with its own-password page writing through the audited service
+    "edges.web.admin_site.H2HAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -78,6 +79,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "edges.web.middleware.RequestContextMiddleware",
     "edges.web.middleware.RejectNulCharactersMiddleware",
+    "edges.web.contention.ContentionMiddleware",
+    "edges.web.once.ExecuteOnceMiddleware",
     # Django 6 ships a CSP middleware; on 5.2 django-csp provides the same policy.
     "django.middleware.csp.ContentSecurityPolicyMiddleware" if DJANGO_6 else "csp.middleware.CSPMiddleware",
     # Axes must be last so it sees the outcome of authentication.

@@ -1,9 +1,9 @@
 """Workflow steps: each calls the case or authority service and advances the process, in one transaction.
 
-Locks are taken in one order everywhere: the process row (the row viewflow's select_for_update_lock
-locks), then the case row (inside the case service), then the audit head (last, inside
-audit_record). The timer dispatcher takes the process lock first too, so a step and a timer on the
-same case queue up instead of deadlocking.
+Locks are taken in one order everywhere (workflows.lock_objects): the process row (the row viewflow's
+select_for_update_lock locks), then the case row (inside the case service), then the audit head
+(last, inside audit_record). The timer dispatcher takes the process lock first too, so a step and a
+timer on the same case queue up instead of deadlocking.
 
 A case or request that reached the database through an entry point that bypassed this layer (the
 demo seed, an import, the API) is adopted: it gets its process on the first step taken here, or at
@@ -30,6 +30,7 @@ from viewflow.workflow.models import Task
 from viewflow.workflow.status import PROCESS, STATUS
 
 from authority import policy
+from authority.lock_objects import authority_request_qs_select_for_update
 from authority.models import AuthorityKind, AuthorityRequest, RequestStatus
 from authority.quantities import format_quantity
 from authority.services import authority_request_open
@@ -38,12 +39,14 @@ from h2h_core import services as case_services
 from h2h_core.audit import audit_record
 from h2h_core.audit.refusals import audits_refusals, case_of
 from h2h_core.errors import NotAllowed, NotCaseOwner
+from h2h_core.lock_objects import case_qs_select_for_update
 from h2h_core.models import Case, CaseEvent, CaseStatus, Customer
 from h2h_core.models.cases import OPEN_STATUSES
 from h2h_core.transactions import composed, service_atomic
 
 from . import conf
 from .flows import CaseFlow, RequestFlow
+from .lock_objects import process_qs_select_for_update
 from .models import CaseProcess, RequestProcess
 
 User = get_user_model()
@@ -84,7 +87,7 @@ def _process_locked(flow_class, process_pk: int) -> Iterator[None]:
     enclosing transaction, so inside a composed step it could not retry. With the row already held
     by this transaction, viewflow's own lock, taken by the nodes it runs, succeeds at once.
     """
-    flow_class.process_class._default_manager.select_for_update().filter(pk=process_pk).exists()
+    process_qs_select_for_update(flow_class.process_class).filter(pk=process_pk).exists()
     with flow_class.lock(process_pk):
         yield
 
@@ -124,7 +127,7 @@ def case_flow_adopt(*, case: Case) -> CaseProcess | None:
     left alone: it has nothing left to wait for.
     """
     with service_atomic():
-        case = Case.objects.select_for_update().get(pk=case.pk)
+        case = case_qs_select_for_update().get(pk=case.pk)
         process = current_process(case)
         if process is not None or case.status == CaseStatus.CLOSED:
             return process
@@ -318,7 +321,7 @@ def authority_request_flow_open(
 def request_flow_start(*, request: AuthorityRequest) -> RequestProcess | None:
     """Start the flow of an open request that has none (idempotent, composable)."""
     with service_atomic():
-        request = AuthorityRequest.objects.select_for_update().get(pk=request.pk)
+        request = authority_request_qs_select_for_update().get(pk=request.pk)
         existing = RequestProcess.objects.filter(request_id=request.pk).first()
         if existing is not None or request.status != RequestStatus.OPEN:
             return existing
@@ -344,19 +347,6 @@ def request_flow_sync(*, request: AuthorityRequest) -> RequestProcess | None:
         return process
 
 
-def fallback_pool(*, request: AuthorityRequest, case: Case) -> list:
-    """Members of the fallback group whose own authority covers the request (rule 3a), requester excluded."""
-    candidates = (
-        User.objects.filter(groups__name=settings.H2H_FALLBACK_APPROVER_GROUP, is_active=True)
-        .exclude(pk=request.requester_id)
-        .distinct()
-        .order_by("username")
-    )
-    kind = request.kind
-    return [u for u in candidates if policy.evaluate(agent=u, kind=kind, amount=request.amount,
-                                                     currency=request.currency or None, case=case).allowed]
-
-
 def authority_request_offer_fallback(*, request: AuthorityRequest) -> AuthorityRequest:
     """Offer a request nobody in the team pool decided in time to the fallback pool (composable).
 
@@ -365,11 +355,13 @@ def authority_request_offer_fallback(*, request: AuthorityRequest) -> AuthorityR
     """
     case = Case.objects.select_related("customer").get(pk=request.case_id)
     with service_atomic():
-        request = AuthorityRequest.objects.select_for_update().select_related("kind").get(pk=request.pk)
+        request = authority_request_qs_select_for_update().select_related("kind", "requester").get(pk=request.pk)
         if request.status != RequestStatus.OPEN or request.pool_is_fallback:
             return request
         now = timezone.now()
-        pool = fallback_pool(request=request, case=case)
+        # The fallback tier of the one approver pool (rule 3a), asked now: who there covers it today.
+        pool = policy.approver_pool(requester=request.requester, case=case, kind=request.kind, amount=request.amount,
+                                    currency=request.currency or None, fallback_only=True).users
         asked = format_quantity(request.amount, unit=request.kind.unit, currency=request.currency)
         waiting = ", ".join(User.objects.filter(pk__in=request.pool).order_by("username")
                             .values_list("username", flat=True)) or "nobody"

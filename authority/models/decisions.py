@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from h2h_core.amounts import AmountField
+
 from .grants import AMOUNT, AuthorityKind, Grant
 
 
@@ -16,10 +18,10 @@ class Decision(models.Model):
     case = models.ForeignKey("h2h_core.Case", on_delete=models.PROTECT, related_name="decisions")
     agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions")
     kind = models.ForeignKey(AuthorityKind, on_delete=models.PROTECT, related_name="decisions")
-    amount = models.DecimalField(**AMOUNT)
+    amount = AmountField(**AMOUNT)
     currency = models.CharField(max_length=3, blank=True)
     # The amount in the deciding grant's currency, and the dated rate used to get there.
-    counted_amount = models.DecimalField(**AMOUNT)
+    counted_amount = AmountField(**AMOUNT)
     counted_currency = models.CharField(max_length=3, blank=True)
     rate = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     rate_date = models.DateField(null=True, blank=True)
@@ -69,7 +71,7 @@ class AuthorityRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="authority_requests"
     )
     kind = models.ForeignKey(AuthorityKind, on_delete=models.PROTECT)
-    amount = models.DecimalField(**AMOUNT)
+    amount = AmountField(**AMOUNT)
     currency = models.CharField(max_length=3, blank=True)
     justification = models.TextField()
     verdict = models.JSONField()

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from h2h_core.amounts import AmountField
+
 from .grants import AMOUNT, AuthorityKind, Period
 
 
@@ -27,7 +29,7 @@ class UsageCounter(models.Model):
     period = models.CharField(max_length=8, choices=Period.choices, default=Period.NONE)
     bucket_start = models.DateField(null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
-    used = models.DecimalField(**AMOUNT, default=0)
+    used = AmountField(**AMOUNT, default=0)
 
     def __str__(self) -> str:
         return f"{self.key} = {self.used}"

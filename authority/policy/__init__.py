@@ -4,9 +4,28 @@ Everything that answers "may this person…" lives here; views, the API, viewflo
 thin adapters over it.
 """
 
+from .approvals import (
+    Approval,
+    ApproverPool,
+    ApproverRights,
+    approver_pool,
+    approver_rights,
+    holds_delegation_for_team,
+    may_approve,
+    may_reject,
+    with_pool,
+)
 from .evaluation import Question, resolve
+from .grants import (
+    may_check,
+    may_confirm,
+    may_grant,
+    own_authority,
+    pending_changes_checkable_by,
+)
 from .permissions import (
     cases_visible_to,
+    decisions_visible_to,
     is_auditor,
     is_manager,
     managed_team_ids,
@@ -15,23 +34,39 @@ from .permissions import (
     navigation_for,
     roles_of,
 )
-from .service import evaluate, validate_instant
+from .service import evaluate, evaluate_many, validate_instant
 from .verdict import Consumption, GrantRef, Verdict
 
 __all__ = [
+    "Approval",
+    "ApproverPool",
+    "ApproverRights",
     "Consumption",
     "GrantRef",
     "Question",
     "Verdict",
+    "approver_pool",
+    "approver_rights",
     "cases_visible_to",
+    "decisions_visible_to",
     "evaluate",
+    "evaluate_many",
+    "holds_delegation_for_team",
     "is_auditor",
     "is_manager",
     "managed_team_ids",
+    "may_check",
+    "may_confirm",
+    "may_approve",
+    "may_grant",
     "may_manage_user",
+    "may_reject",
     "may_view_case",
     "navigation_for",
+    "own_authority",
+    "pending_changes_checkable_by",
     "resolve",
     "roles_of",
     "validate_instant",
+    "with_pool",
 ]

@@ -10,6 +10,10 @@ Rules (DESIGN.md 1, 2, 3, 5):
 - the amount, converted to the deciding grant's currency with the latest dated rate and rounded
   up, must fit both the per-case headroom (everything of the kind decided on the case, whoever
   decided it) and the agent's period headroom.
+
+A refusal says precisely why: the category or tier outside a grant's scope, how much over which
+limit, or which grant expired (the service loads the latest lapsed grant only when nothing is in
+force). Who could approve more is not decided here: see approvals.approver_pool.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from zoneinfo import ZoneInfo
 from authority import periods, usage
 from authority.models import Effect, Grant, Period
 from authority.quantities import convert, format_quantity
+from h2h_core.models import CaseCategory, CustomerTier
 
 from .verdict import Consumption, GrantRef, Verdict
 
 LEVEL_ORDER = ("person", "team", "role")
 _INFINITY = Decimal("Infinity")
+PERIOD_CAP_NAME = {Period.DAY: "daily", Period.WEEK: "weekly", Period.MONTH: "monthly", Period.QUARTER: "quarterly"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,12 @@ def _generosity(grant: Grant, currency: str) -> tuple:
     )
 
 
+def needs_lapsed_grant(question: Question, grants: Iterable[Grant]) -> bool:
+    """True when nothing of the kind is in force for the agent (in any scope): only then is the
+    grant that lapsed last worth a query, to name it instead of saying "no grant"."""
+    return not any(grant.case_id is None for grant in grants)
+
+
 def choose_deciding_grant(question: Question, permits: list[Grant]) -> Grant | None:
     for level in LEVEL_ORDER:
         at_level = [grant for grant in permits if grant.level == level]
@@ -128,9 +140,11 @@ def resolve(
     grants: Iterable[Grant],
     used: Mapping[str, Decimal],
     rates: Mapping[str, tuple[Decimal, date]],
-    approvers: list[str] | None = None,
+    lapsed: Grant | None = None,
 ) -> Verdict:
-    """Decide. `rates` maps a target currency to (rate from the question's currency, rate date)."""
+    """Decide. `rates` maps a target currency to (rate from the question's currency, rate date);
+    `lapsed` is the agent's grant of the kind that lapsed last, when nothing of the kind is in force."""
+    grants = list(grants)
     applicable = [grant for grant in grants if in_scope(grant, question)]
     fmt = _formatter(question)
     base = {
@@ -139,7 +153,6 @@ def resolve(
         "amount": question.amount,
         "currency": question.currency,
         "evaluated_at": question.at,
-        "approvers": list(approvers or []),
     }
 
     forbids = [grant for grant in applicable if grant.effect == Effect.FORBID]
@@ -155,7 +168,7 @@ def resolve(
             deciding_grants=[grant_ref(g) for g in forbids],
             level=forbids[0].level,
             suspended=True,
-            **{**base, "approvers": []},
+            **base,
         )
 
     permits = [grant for grant in applicable if grant.effect == Effect.PERMIT]
@@ -166,11 +179,7 @@ def resolve(
 
     grant = choose_deciding_grant(question, [g for g in permits if g.case_id is None])
     if grant is None:
-        return Verdict(
-            allowed=False,
-            reasons=[f"No grant gives you authority to decide {question.kind_name.lower()} on this case."],
-            **base,
-        )
+        return Verdict(allowed=False, reasons=_no_grant_reasons(question, grants, lapsed), **base)
 
     counted = _counted_amount(question, grant, rates)
     if counted is None:
@@ -226,7 +235,7 @@ def resolve(
         period_headroom=period_left,
         period_resets_at=resets,
         consumptions=consumptions if allowed else [],
-        **{**base, "approvers": [] if allowed else base["approvers"]},
+        **base,
     )
 
 
@@ -277,7 +286,7 @@ def _try_one_off(question, grant, used, rates, base, fmt) -> Verdict | None:
             # The case counter still rises, so later decisions on the case see everything decided.
             Consumption(key=case_k, scope="case", amount=amount, cap=None, currency=grant.currency),
         ],
-        **{**base, "approvers": []},
+        **base,
     )
 
 
@@ -287,12 +296,13 @@ def _headroom_reasons(question, grant, amount, case_left, period_left, resets, w
     needs = fmt(amount, cur)
     source = f"{grant.level} grant {grant.label}"
     if not within_case:
-        reasons.append(f"Over your per-case limit: {fmt(case_left, cur)} left on case {question.case_reference}, "
-                       f"this needs {needs} ({source}).")
+        reasons.append(f"{fmt(amount - case_left, cur)} over your per-case limit of {fmt(grant.per_case_limit, cur)}: "
+                       f"{fmt(case_left, cur)} left on case {question.case_reference}, this needs {needs} ({source}).")
     if not within_period:
         when = periods.PERIOD_ADJECTIVE[Period(grant.period)]
         reset_text = f"; resets {resets.astimezone(question.tz):%d %b %Y %H:%M} {question.tz.key}" if resets else ""
-        reasons.append(f"Over your {grant.get_period_display().lower()} cap: {fmt(period_left, cur)} left {when}, "
+        reasons.append(f"{fmt(amount - period_left, cur)} over your {PERIOD_CAP_NAME[Period(grant.period)]} cap of "
+                       f"{fmt(grant.period_limit, cur)}: {fmt(period_left, cur)} left {when}, "
                        f"this needs {needs}{reset_text} ({source}).")
     if within_case and within_period:
         case_text = "no per-case limit" if case_left is None else f"{fmt(case_left, cur)} left on this case"
@@ -304,3 +314,55 @@ def _headroom_reasons(question, grant, amount, case_left, period_left, resets, w
             period_text = f"{fmt(period_left, cur)} left {periods.PERIOD_ADJECTIVE[Period(grant.period)]}"
         reasons.append(f"Within your authority: {case_text}, {period_text} ({source}).")
     return reasons
+
+
+def _no_grant_reasons(question: Question, grants: list[Grant], lapsed: Grant | None) -> list[str]:
+    """Say why no permit speaks: the scope that leaves this case out, the grant that lapsed, or none."""
+    out_of_scope = [g for g in grants if g.effect == Effect.PERMIT and g.case_id is None and not in_scope(g, question)]
+    if out_of_scope:
+        ordered = sorted(out_of_scope, key=lambda g: (LEVEL_ORDER.index(g.level), g.pk))
+        return [_scope_reason(question, grant) for grant in ordered]
+    if lapsed is not None:
+        return [_lapsed_reason(question, lapsed)]
+    return [f"No grant gives you authority to decide {question.kind_name.lower()} on this case."]
+
+
+def _whose(question: Question, grant: Grant) -> str:
+    kind = question.kind_name.lower()
+    if grant.subject_user_id:
+        return f"Your {kind} grant"
+    if grant.subject_team_id:
+        return f"The {grant.subject_team} team's {kind} grant"
+    return f"The {grant.subject_role} role's {kind} grant"
+
+
+def _labels(choices, codes: Iterable[str]) -> str:
+    names = sorted(choices(code).label if code in choices.values else str(code) for code in codes)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _scope_reason(question: Question, grant: Grant) -> str:
+    """E.g. "Your refund grant covers Billing error and Complaint cases; this case is Renewal (…)."."""
+    category = _labels(CaseCategory, [question.case_category])
+    tier = _labels(CustomerTier, [question.customer_tier])
+    category_out = bool(grant.scope_categories) and question.case_category not in grant.scope_categories
+    tier_out = bool(grant.scope_tiers) and question.customer_tier not in grant.scope_tiers
+    if category_out and tier_out:
+        text = (f"covers {_labels(CaseCategory, grant.scope_categories)} cases of "
+                f"{_labels(CustomerTier, grant.scope_tiers)} customers; this case is {category}, "
+                f"for a {tier} customer")
+    elif category_out:
+        text = f"covers {_labels(CaseCategory, grant.scope_categories)} cases; this case is {category}"
+    else:
+        text = f"covers {_labels(CustomerTier, grant.scope_tiers)} customers; this customer is {tier}"
+    return f"{_whose(question, grant)} {text} ({grant.level} grant {grant.label})."
+
+
+def _lapsed_reason(question: Question, grant: Grant) -> str:
+    """E.g. "Your refund grant (version 2) expired on 3 Nov 2026." (or was ended, by a manager)."""
+    ended = (grant.superseded_at is not None and grant.superseded_at <= question.at
+             and (grant.valid_until is None or grant.superseded_at < grant.valid_until))
+    when = (grant.superseded_at if ended else grant.valid_until).astimezone(question.tz)
+    what = "was ended" if ended else "expired"
+    return (f"{_whose(question, grant)} (version {grant.version}) {what} on {when.day} {when:%b %Y}: "
+            f"no grant gives you {question.kind_name.lower()} authority now.")

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 
+from authority.models import Decision
 from h2h_core.access import (  # noqa: F401  (re-exported: the one place to ask)
     cases_visible_to,
     is_agent,
@@ -22,7 +23,18 @@ from h2h_core.access import (  # noqa: F401  (re-exported: the one place to ask)
 )
 from h2h_core.models import Role, Team
 
+from .grants import own_lines  # noqa: F401  (re-exported: the matrix marks a manager's own lines with it)
+
 User = get_user_model()
+
+
+def decisions_visible_to(user) -> QuerySet[Decision]:
+    """Decisions on the cases the user may see: every page and the API read decisions through this."""
+    if not getattr(user, "is_authenticated", False):
+        return Decision.objects.none()
+    if user.is_superuser or is_auditor(user):
+        return Decision.objects.all()
+    return Decision.objects.filter(case__in=cases_visible_to(user).values("pk"))
 
 
 def may_use_manager_console(user) -> bool:
@@ -64,26 +76,6 @@ def grants_visible_in_console(user) -> Q:
     teams = managed_team_ids(user)
     members = Team.members.through.objects.filter(team_id__in=teams).values("user_id")
     return Q(subject_role__isnull=False) | Q(subject_team_id__in=teams) | Q(subject_user_id__in=members)
-
-
-def pending_grants_checkable_by(user) -> Q:
-    """Filter for pending changes a manager may review: all of them, since any other manager is a
-    valid checker (four eyes, not a second manager of the same team). The service still refuses
-    the maker and anyone whose own authority the change touches."""
-    return Q() if (user.is_superuser or is_manager(user)) else Q(pk__in=[])
-
-
-def own_lines(user) -> dict[str, set[int]]:
-    """Return the subjects whose authority counts as `user`'s own, by kind of subject.
-
-    Mirrors the maker-checker rule of authority.services.grants (nobody changes their own
-    authority): the person themselves, every team they belong to, every role they hold.
-    One query for team membership, one for role ids.
-    Used to hide the edit controls of those lines; the service still refuses on its own.
-    """
-    member_of = set(Team.members.through.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
-    role_ids = set(Group.objects.filter(name__in=roles_of(user)).values_list("pk", flat=True))
-    return {"user": {user.pk}, "team": member_of, "role": role_ids}
 
 
 def navigation_for(user) -> list[tuple[str, str]]:

@@ -1,8 +1,12 @@
-"""Evaluate a question against the database: load inputs in at most four queries, then resolve."""
+"""Evaluate a question against the database: load inputs in a few queries, then resolve.
+
+`evaluate` answers for one agent; `evaluate_many` answers the same question for several agents
+(the candidate approvers of a request) in a fixed number of queries, through the same resolution.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -14,7 +18,7 @@ from authority.quantities import parse_amount
 from h2h_core.models import Case
 from h2h_core.organisation import current_organisation
 
-from .evaluation import Question, counters_needed, currencies_needed, resolve
+from .evaluation import Question, counters_needed, currencies_needed, needs_lapsed_grant, resolve
 from .verdict import Verdict
 
 EARLIEST_YEAR = 2000
@@ -42,20 +46,79 @@ def evaluate(
     currency: str | None = None,
     case: Case,
     at: datetime | None = None,
+    with_approvers: bool = True,
 ) -> Verdict:
     """Answer "may `agent` decide `kind` of `amount` on `case` at `at` (default now)?".
 
-    Queries: grants (1), usage counters (1), exchange rates (1, only when the deciding grant or a
-    one-off grant of the case is in another currency) and the approver pool (1, only when refused).
-    History never adds a query: usage is kept in counters. Pass `case` with its customer loaded
-    (select_related) to keep it that way.
+    Queries: grants (1), usage counters (1, only when a grant speaks), exchange rates (1, only when
+    the deciding grant or a one-off grant of the case is in another currency), and the grant that
+    lapsed last (1, only when nothing of the kind is in force). History never adds a query: usage is
+    kept in counters. Pass `case` with its customer loaded (select_related) to keep it that way.
+
+    A refusal an approval can lift (anything but a suspension) also names the approver pool
+    (approvals.approver_pool, a fixed handful of queries) unless `with_approvers` is False.
     """
     amount = parse_amount(amount, kind=kind, currency=currency)
     at = validate_instant(at)
-    organisation = current_organisation()
-    tz = organisation.tz
-    question = Question(
-        agent_id=agent.pk,
+    question = _question(agent_id=agent.pk, kind=kind, amount=amount, currency=currency, case=case, at=at)
+    grants = list(selectors.grants_applicable_to_agent(agent=agent, kind_id=kind.pk, case_id=case.pk, at=at))
+    used = selectors.usage_for_keys(counters_needed(question, grants))
+    rates = selectors.latest_rates(
+        from_currency=question.currency,
+        to_currencies=currencies_needed(question, grants),
+        on=at.astimezone(question.tz).date(),
+    )
+    lapsed = None
+    if needs_lapsed_grant(question, grants):
+        lapsed = selectors.grant_lapsed_for_agent(agent=agent, kind_id=kind.pk, at=at)
+    verdict = resolve(question, grants, used, rates, lapsed=lapsed)
+    if with_approvers and not verdict.allowed and not verdict.suspended:
+        from .approvals import approver_pool, with_pool
+
+        pool = approver_pool(requester=agent, case=case, kind=kind, amount=amount, currency=currency, at=at)
+        verdict = with_pool(verdict, pool)
+    return verdict
+
+
+def evaluate_many(
+    *,
+    agents: Iterable,
+    kind: AuthorityKind,
+    amount,
+    currency: str | None = None,
+    case: Case,
+    at: datetime | None = None,
+) -> dict[int, Verdict]:
+    """Return {agent id: verdict} for one question asked of several agents, names no approvers.
+
+    Queries, whatever the number of agents: team memberships (1), roles (1), grants (1), usage
+    counters (1) and exchange rates (1, only when needed). The lapsed-grant explanation is left out:
+    a candidate approver's refusal needs no more than its headroom.
+    """
+    agents = list(agents)
+    if not agents:
+        return {}
+    amount = parse_amount(amount, kind=kind, currency=currency)
+    at = validate_instant(at)
+    grants_of = selectors.grants_applicable_to_agents(agent_ids=[a.pk for a in agents], kind_id=kind.pk,
+                                                      case_id=case.pk, at=at)
+    questions = {a.pk: _question(agent_id=a.pk, kind=kind, amount=amount, currency=currency, case=case, at=at)
+                 for a in agents}
+    keys, currencies = set(), set()
+    for agent_id, question in questions.items():
+        keys.update(counters_needed(question, grants_of[agent_id]))
+        currencies |= currencies_needed(question, grants_of[agent_id])
+    used = selectors.usage_for_keys(sorted(keys))
+    any_question = next(iter(questions.values()))
+    rates = selectors.latest_rates(from_currency=any_question.currency, to_currencies=currencies,
+                                   on=at.astimezone(any_question.tz).date())
+    return {agent_id: resolve(question, grants_of[agent_id], used, rates) for agent_id, question in questions.items()}
+
+
+def _question(*, agent_id: int, kind: AuthorityKind, amount, currency: str | None, case: Case,
+              at: datetime) -> Question:
+    return Question(
+        agent_id=agent_id,
         kind_code=kind.code,
         kind_name=kind.name,
         unit=kind.unit,
@@ -66,16 +129,5 @@ def evaluate(
         case_category=case.category,
         customer_tier=case.customer.tier,
         at=at,
-        tz=tz,
+        tz=current_organisation().tz,
     )
-    grants = list(selectors.grants_applicable_to_agent(agent=agent, kind_id=kind.pk, case_id=case.pk, at=at))
-    used = selectors.usage_for_keys(counters_needed(question, grants))
-    rates = selectors.latest_rates(
-        from_currency=question.currency,
-        to_currencies=currencies_needed(question, grants),
-        on=at.astimezone(tz).date(),
-    )
-    verdict = resolve(question, grants, used, rates)
-    if not verdict.allowed and not verdict.suspended:
-        verdict = dataclasses.replace(verdict, approvers=selectors.team_manager_usernames(agent=agent))
-    return verdict

@@ -58,7 +58,11 @@ class Verdict:
     period_used: Decimal | None = None
     period_headroom: Decimal | None = None
     period_resets_at: datetime | None = None
+    # Who a request for this amount would go to (authority.policy.approvals.approver_pool), named
+    # only on a refusal an approval can lift; `no_approver` says why nobody can, and what to do.
     approvers: list[str] = field(default_factory=list)
+    approvers_are_fallback: bool = False
+    no_approver: str = ""
     consumptions: list[Consumption] = field(default_factory=list)
 
     @property
@@ -67,8 +71,8 @@ class Verdict:
 
     @property
     def over_limit(self) -> bool:
-        """Refused only because of headroom, so one authority request can fix it."""
-        return not self.allowed and not self.suspended and bool(self.deciding_grants or self.approvers)
+        """Refused, not suspended, and somebody can approve it: one authority request can fix it."""
+        return not self.allowed and not self.suspended and bool(self.approvers)
 
     def as_dict(self) -> dict:
         """Return plain JSON (decimals as strings) for storage, audit and the API."""

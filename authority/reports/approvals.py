@@ -36,8 +36,8 @@ AGENT_ROLES = (Role.AGENT, Role.SENIOR_AGENT)
 def inbox_for(user) -> QuerySet[AuthorityRequest]:
     """Open requests `user` may decide: those in whose pool they are, and, while a manager of the
     case's team hands them their approval rights, that team's requests (authority.services.oversight).
-    Mirrors authority.services.requests._require_approver: a delegate in a pool whose delegation has
-    ended no longer sees the request.
+    The queryset form of authority.policy.may_reject (which the page still asks for each button): a
+    delegate in a pool whose delegation has ended no longer sees the request.
     """
     in_pool = selectors.requests_for_approver(user).values("pk")
     delegators = delegations_in_force(at=timezone.now()).filter(delegate_id=user.pk).values("manager_id")

@@ -24,8 +24,8 @@ AGENT_ROLES = (Role.AGENT, Role.SENIOR_AGENT)
 
 
 def grant_changes(*, kind: str = "", level: str = "", maker: str = "", status: str = "") -> QuerySet[Grant]:
-    """Every grant version, newest first, with maker, checker and the version it replaced."""
-    qs = Grant.objects.select_related(
+    """Every grant version, newest first, with maker, checker, the version it replaced and its state."""
+    qs = Grant.objects.with_state().select_related(
         "kind", "subject_user", "subject_team", "subject_role", "granted_by", "confirmed_by", "supersedes", "case"
     )
     if kind:

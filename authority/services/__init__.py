@@ -12,7 +12,6 @@ from .grants import (
     grant_snapshot,
 )
 from .requests import (
-    approver_pool,
     authority_request_approve,
     authority_request_open,
     authority_request_reject,
@@ -22,7 +21,6 @@ from .usage import usage_consume
 
 __all__ = [
     "GrantTerms",
-    "approver_pool",
     "authority_request_approve",
     "authority_request_open",
     "authority_request_reject",

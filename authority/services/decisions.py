@@ -18,6 +18,7 @@ from authority.quantities import format_quantity, parse_amount
 from h2h_core.audit import audit_record, canonical_json, snapshot_value
 from h2h_core.audit.record import actor_roles
 from h2h_core.errors import DomainError
+from h2h_core.lock_objects import case_qs_select_for_update
 from h2h_core.models import Case, CaseEvent
 from h2h_core.models.audit import Outcome
 from h2h_core.services import case_require_owner
@@ -122,7 +123,7 @@ def decision_execute(
 
 
 def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, key, fingerprint) -> Decision:
-    case = Case.objects.select_for_update().select_related("customer").get(pk=case.pk)
+    case = case_qs_select_for_update().select_related("customer").get(pk=case.pk)
     if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
     try:

@@ -10,15 +10,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
+from authority.lock_objects import grant_qs_select_for_update
 from authority.models import AuthorityKind, Effect, ExchangeRate, Grant, GrantStatus, Period
 from authority.policy import validate_instant
-from authority.policy.permissions import is_manager, managed_team_ids, roles_of
+from authority.policy.grants import grant_changeable, grant_endable, may_check, may_confirm, may_grant
 from authority.quantities import known_currency, parse_amount
 from h2h_core.audit import audit_record
 from h2h_core.audit.refusals import audits_refusals, grant_of
-from h2h_core.errors import AlreadyDecided, NotAllowed
 from h2h_core.models import CaseCategory, CustomerTier, Team
 
 User = get_user_model()
@@ -124,29 +125,9 @@ def validate_terms(*, kind: AuthorityKind, terms: GrantTerms) -> GrantTerms:
     )
 
 
-def _affects_actor(actor, *, user=None, team: Team | None = None, role: Group | None = None) -> bool:
-    """True when the grant would change the actor's own authority: themselves, a team they are a
-    member of, a role they hold. Managing a team is not membership: team grants reach members only."""
-    if user is not None:
-        return user.pk == actor.pk
-    if team is not None:
-        return team.members.filter(pk=actor.pk).exists()
-    return role is not None and role.name in roles_of(actor)
-
-
 def require_may_grant(actor, *, user=None, team: Team | None = None, role: Group | None = None) -> None:
-    """Managers set authority for their teams and their members; nobody for themselves (rule 6)."""
-    if _affects_actor(actor, user=user, team=team, role=role):
-        raise NotAllowed("Nobody changes their own authority: ask another manager.")
-    if actor.is_superuser:
-        return
-    if not is_manager(actor):
-        raise NotAllowed("Only managers set authority.")
-    teams = managed_team_ids(actor)
-    if user is not None and not Team.members.through.objects.filter(user_id=user.pk, team_id__in=teams).exists():
-        raise NotAllowed(f"{user.get_username()} is not in a team you manage.")
-    if team is not None and team.pk not in teams:
-        raise NotAllowed(f"You do not manage {team.name}.")
+    """Raise NotAllowed unless `actor` may set this subject's authority (authority.policy.grants.may_grant)."""
+    may_grant(actor, user=user, team=team, role=role).require()
 
 
 def needs_confirmation(kind: AuthorityKind, terms: GrantTerms) -> bool:
@@ -159,11 +140,19 @@ def needs_confirmation(kind: AuthorityKind, terms: GrantTerms) -> bool:
     return any(limit is not None and limit > kind.confirmation_threshold for limit in limits)
 
 
+def _next_version(previous: Grant | None) -> int:
+    """The next version number of a lineage: rejected and voided proposals keep their numbers."""
+    if previous is None:
+        return 1
+    highest = Grant.objects.filter(lineage=previous.lineage).aggregate(highest=Max("version"))["highest"]
+    return max(highest or 0, previous.version) + 1
+
+
 def _new_version(*, actor, kind, terms: GrantTerms, reason, user, team, role, previous: Grant | None) -> Grant:
     status = GrantStatus.PENDING if needs_confirmation(kind, terms) else GrantStatus.ACTIVE
     grant = Grant.objects.create(
         lineage=previous.lineage if previous else None,
-        version=previous.version + 1 if previous else 1,
+        version=_next_version(previous),
         supersedes=previous,
         status=status,
         subject_user=user,
@@ -227,11 +216,8 @@ def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str) -> Gran
     require_may_grant(actor, user=grant.subject_user, team=grant.subject_team, role=grant.subject_role)
     terms = validate_terms(kind=grant.kind, terms=terms)
     with transaction.atomic(durable=True):
-        current = Grant.objects.select_for_update().select_related("kind").get(pk=grant.pk)
-        if current.superseded_at is not None or current.status != GrantStatus.ACTIVE or current.case_id:
-            raise AlreadyDecided(f"Grant {current.label} is no longer the current version.")
-        if Grant.objects.filter(supersedes=current).exists():
-            raise AlreadyDecided(f"A change to grant {current.label} is already waiting for confirmation.")
+        current = grant_qs_select_for_update().select_related("kind").get(pk=grant.pk)
+        grant_changeable(current).require()
         new = _new_version(actor=actor, kind=current.kind, terms=terms, reason=reason.strip(),
                            user=current.subject_user, team=current.subject_team, role=current.subject_role,
                            previous=current)
@@ -247,14 +233,20 @@ def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str) -> Gran
 
 @audits_refusals("grant.confirm", object_type="grant", object_from=grant_of)
 def grant_confirm(*, actor, grant: Grant) -> Grant:
-    """The second manager confirms a pending grant; it takes effect now."""
+    """The second manager confirms a pending grant; it takes effect now.
+
+    Refused when the version it would replace has ended meanwhile (authority.policy.grants.may_confirm).
+    """
     with transaction.atomic(durable=True):
-        # Lock only the grant: PostgreSQL refuses FOR UPDATE on the nullable side of the supersedes join.
-        pending = Grant.objects.select_for_update(of=("self",)).select_related("kind", "supersedes").get(pk=grant.pk)
-        _require_checker(actor, pending)
-        previous = pending.supersedes
-        if previous is not None:
-            previous = Grant.objects.select_for_update().get(pk=previous.pk)
+        # The version it replaces, then the change: key order, as grant_end locks them.
+        locked = {row.pk: row for row in grant_qs_select_for_update().select_related("kind")
+                  .filter(pk__in=[pk for pk in (grant.supersedes_id, grant.pk) if pk is not None])}
+        if grant.pk not in locked:
+            raise Grant.DoesNotExist(f"No grant {grant.pk}.")
+        pending = locked[grant.pk]
+        previous = locked.get(pending.supersedes_id)
+        pending.supersedes = previous
+        may_confirm(actor, pending).require()
         now = timezone.now()
         pending.status = GrantStatus.ACTIVE
         pending.confirmed_by = actor
@@ -274,8 +266,8 @@ def grant_reject(*, actor, grant: Grant, reason: str) -> Grant:
     if not reason or not reason.strip():
         raise ValidationError({"reason": "Say why the change is rejected."})
     with transaction.atomic(durable=True):
-        pending = Grant.objects.select_for_update().select_related("kind").get(pk=grant.pk)
-        _require_checker(actor, pending)
+        pending = grant_qs_select_for_update().select_related("kind").get(pk=grant.pk)
+        may_check(actor, pending).require()
         before = grant_snapshot(pending)
         pending.status = GrantStatus.REJECTED
         pending.confirmed_by = actor
@@ -286,33 +278,38 @@ def grant_reject(*, actor, grant: Grant, reason: str) -> Grant:
     return pending
 
 
-def _require_checker(actor, pending: Grant) -> None:
-    if pending.status != GrantStatus.PENDING:
-        raise AlreadyDecided(f"Grant {pending.label} is {pending.get_status_display().lower()} already.")
-    if pending.granted_by_id == actor.pk:
-        raise NotAllowed("The maker of a change cannot also confirm it: a second manager must.")
-    # The checker is any other manager: four eyes, not a second manager of the same team.
-    if _affects_actor(actor, user=pending.subject_user, team=pending.subject_team, role=pending.subject_role):
-        raise NotAllowed("Nobody changes their own authority, nor confirms a change to it.")
-    if not (actor.is_superuser or is_manager(actor)):
-        raise NotAllowed("Only managers confirm authority changes.")
+VOID_REASON = "the grant was ended"
 
 
 @audits_refusals("grant.end", object_type="grant", object_from=grant_of)
 def grant_end(*, actor, grant: Grant, reason: str) -> Grant:
-    """Close the current version now (the authority ends; history keeps it)."""
+    """Close the current version now (the authority ends; history keeps it).
+
+    A change still waiting for confirmation is voided in the same transaction: confirming it later
+    would bring the ended authority back.
+    """
     if not reason or not reason.strip():
         raise ValidationError({"reason": "Say why the authority ends."})
     require_may_grant(actor, user=grant.subject_user, team=grant.subject_team, role=grant.subject_role)
     with transaction.atomic(durable=True):
-        current = Grant.objects.select_for_update().select_related("kind").get(pk=grant.pk)
-        if current.superseded_at is not None:
-            raise AlreadyDecided(f"Grant {current.label} has already ended.")
+        current = grant_qs_select_for_update().select_related("kind").get(pk=grant.pk)
+        grant_endable(current).require()
+        # Its changes were written after it, so their keys are higher: key order, as in grant_confirm.
+        waiting = list(grant_qs_select_for_update().select_related("kind")
+                       .filter(supersedes_id=current.pk, status=GrantStatus.PENDING))
+        now = timezone.now()
         before = grant_snapshot(current)
-        current.superseded_at = timezone.now()
+        current.superseded_at = now
         current.save(update_fields=["superseded_at"])
         audit_record(actor=actor, action="grant.ended", object_type="grant", object_id=current.pk,
                      before=before, after=grant_snapshot(current), reason=reason.strip())
+        for change in waiting:
+            change_before = grant_snapshot(change)
+            change.status = GrantStatus.VOIDED
+            change.confirmed_at = now
+            change.save(update_fields=["status", "confirmed_at"])
+            audit_record(actor=actor, action="grant.voided", object_type="grant", object_id=change.pk,
+                         before=change_before, after=grant_snapshot(change), reason=VOID_REASON)
     return current
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from authority.lock_objects import webhook_endpoint_qs_select_for_update
 from authority.models import WebhookEndpoint
 from h2h_core.audit import audit_record
 from h2h_core.errors import NotAllowed
@@ -20,7 +21,7 @@ def webhook_endpoint_save(*, actor, endpoint: WebhookEndpoint, secret_changed: b
     with service_atomic():
         before = None
         if endpoint.pk:
-            before = _endpoint_snapshot(WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk))
+            before = _endpoint_snapshot(webhook_endpoint_qs_select_for_update().get(pk=endpoint.pk))
         endpoint.save()
         audit_record(actor=actor, action="webhook_endpoint.changed" if before else "webhook_endpoint.created",
                      object_type="webhook_endpoint", object_id=endpoint.pk, before=before,

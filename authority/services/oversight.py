@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from authority.lock_objects import delegation_qs_select_for_update
 from authority.models import Decision, Delegation, ReviewFlag
 from authority.policy import is_auditor, is_manager, validate_instant
 from h2h_core.audit import audit_record
@@ -92,7 +93,7 @@ def delegation_revoke(*, actor, delegation: Delegation) -> Delegation:
     if actor.pk != delegation.manager_id and not actor.is_superuser:
         raise NotAllowed("Only the manager who delegated may revoke the delegation.")
     with transaction.atomic(durable=True):
-        current = Delegation.objects.select_for_update().get(pk=delegation.pk)
+        current = delegation_qs_select_for_update().get(pk=delegation.pk)
         now = timezone.now()
         if current.revoked_at is not None or current.ends_at <= now:
             raise AlreadyDecided("This delegation has already ended.")

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
 
 from authority.models import (
     AuthorityKind,
@@ -40,10 +41,18 @@ def confirm_pending(modeladmin, request, queryset):
 @admin.register(Grant)
 class GrantAdmin(ReadOnlyAdmin):
     list_display = ("label", "kind", "subject_label", "effect", "per_case_limit", "period_limit", "period",
-                    "currency", "status", "valid_from", "valid_until", "superseded_at")
+                    "currency", "status", "state", "valid_from", "valid_until", "superseded_at")
     list_filter = ("kind", "effect", "status", "period")
     list_select_related = ("kind", "subject_user", "subject_team", "subject_role")
     actions = [confirm_pending]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_state()
+
+    @admin.display(description="state now")
+    def state(self, obj):
+        # The same words as every console page (Grant.state, phrased by one template).
+        return render_to_string("authority/_grant_state.html", {"g": obj})
 
     def has_change_permission(self, request, obj=None):
         # Needed for the action to show; the form itself stays read-only (no editable fields).

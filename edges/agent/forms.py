@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from h2h_core.amounts import AmountFormField
 from h2h_core.models import CaseCategory, Customer
 
 
@@ -11,8 +12,7 @@ class CaseIntakeForm(forms.Form):
     customer = forms.ModelChoiceField(queryset=Customer.objects.order_by("name"), empty_label="Choose a customer")
     subject = forms.CharField(max_length=200)
     category = forms.ChoiceField(choices=CaseCategory.choices, label="Moment that matters")
-    amount_at_stake = forms.DecimalField(max_digits=16, decimal_places=2, min_value=0, initial=0,
-                                         widget=forms.TextInput(attrs={"inputmode": "decimal"}))
+    amount_at_stake = AmountFormField(max_digits=16, decimal_places=2, initial=0, label="Amount at stake")
     currency = forms.ChoiceField(choices=[(code, code) for code in settings.CURRENCIES],
                                  initial=settings.H2H_BASE_CURRENCY)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=4000)

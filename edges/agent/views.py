@@ -5,10 +5,11 @@ Views validate input and call the workflow services; they decide nothing.
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
@@ -19,19 +20,22 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from authority import policy, selectors
 from authority.errors import AuthorityDenied
-from authority.models import AuthorityKind, Decision
+from authority.models import AuthorityKind
 from authority.policy import permissions as policy_permissions
+from authority.policy.verdict import Verdict
 from authority.quantities import format_quantity
 from authority.services import decision_execute
 from edges.agent.forms import CaseIntakeForm, HandoverForm, RatingForm, ReopenForm
 from edges.forms import DecisionForm, RequestForm, ResolveForm
 from edges.web.service_calls import error_text, run_service
+from h2h_core.access import may_act_as_owner, may_claim, may_hand_over, may_reopen
+from h2h_core.audit import canonical_json, snapshot_value
 from h2h_core.errors import DomainError
 from h2h_core.models import Case, CaseStatus
 from h2h_core.models.cases import OPEN_STATUSES
 from h2h_core.organisation import current_organisation
-from workflows import permissions, services
 from workflows import selectors as flow_selectors
+from workflows import services
 
 LIST_LIMIT = 50
 
@@ -80,43 +84,60 @@ def case_new(request):
     return render(request, "workflows/case_new.html", {"form": form})
 
 
+# What an anonymous POST of the review keeps for after the login: the decision fields, never more.
+DRAFT_FIELDS = {"kind": 50, "amount": 40, "currency": 3, "rationale": 2000}
+
+
+def _draft_key(pk: int) -> str:
+    return f"h2h:decision-draft:{pk}"
+
+
 @login_required
 def case_detail(request, pk: int, decision_form=None, request_form=None, verdict=None, status=200):
     case = _visible_case(request, pk)
-    is_owner = case.owner_id == request.user.pk and case.is_open
+    user = request.user
+    is_owner = bool(may_act_as_owner(user, case))
+    draft = request.session.pop(_draft_key(case.pk), None)
     tz = current_organisation().tz
     now = timezone.now()
     events = list(case.events.select_related("actor").order_by("-at", "-id")[:100])
     month_start = now.astimezone(tz).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    may_hand_over = permissions.may_hand_over(request.user, case)
+    # Every neighbour of the case is read through the visibility selectors: the customer's other
+    # cases and decisions show only where the user may see their case.
+    visible_cases = policy.cases_visible_to(user)
+    visible_decisions = policy.decisions_visible_to(user)
     context = {
         "case": case,
         "is_owner": is_owner,
         "tz": tz,
         "now": now,
         "events": events,
-        "handover_note": flow_selectors.handover_note_for_owner(case, events, request.user),
+        "handover_note": flow_selectors.handover_note_for_owner(case, events, user),
         "workflow": flow_selectors.case_workflow_state(case),
-        "decisions": list(case.decisions.select_related("agent", "kind").order_by("-executed_at")[:50]),
+        "decisions": list(visible_decisions.filter(case=case).select_related("agent", "kind")
+                          .order_by("-executed_at")[:50]),
+        # The requests of a case the user may see (the case itself came through the selector).
         "requests": list(case.authority_requests.select_related("requester", "kind", "decided_by")
                          .order_by("-created_at")[:20]),
-        "earlier_cases": list(Case.objects.filter(customer_id=case.customer_id).exclude(pk=case.pk)
+        "earlier_cases": list(visible_cases.filter(customer_id=case.customer_id).exclude(pk=case.pk)
                               .order_by("-opened_at")[:10]),
         "customer_month_decisions": list(
-            Decision.objects.filter(case__customer_id=case.customer_id, executed_at__gte=month_start)
+            visible_decisions.filter(case__customer_id=case.customer_id, executed_at__gte=month_start)
             .select_related("kind", "agent", "case").order_by("-executed_at")[:20]
         ),
-        **(_authority_rows(request.user, case) if is_owner else {"authority": [], "no_authority": []}),
-        "decision_form": decision_form or DecisionForm(initial={"currency": str(case.amount_at_stake.currency)}),
+        **(_authority_rows(user, case) if is_owner else {"authority": [], "no_authority": []}),
+        "decision_form": decision_form or DecisionForm(initial={"currency": str(case.amount_at_stake.currency),
+                                                                **(draft or {})}),
         "request_form": request_form,
         "verdict": verdict,
         "resolve_form": ResolveForm(),
-        "handover_form": HandoverForm(candidates=flow_selectors.handover_candidates(case)) if may_hand_over else None,
-        "reopen_form": ReopenForm() if permissions.may_reopen(request.user, case) else None,
-        "can_claim": case.status in (CaseStatus.NEW, CaseStatus.QUEUED) and policy_permissions.is_agent(request.user),
+        "handover_form": (HandoverForm(candidates=flow_selectors.handover_candidates(case))
+                          if may_hand_over(user, case) else None),
+        "reopen_form": ReopenForm() if may_reopen(user, case) else None,
+        "can_claim": bool(may_claim(user, case)),
         "rating_url": services.rating_url(case) if (
             case.status == CaseStatus.RESOLVED and case.rating is None
-            and (case.owner_id == request.user.pk or case.team_id in policy.managed_team_ids(request.user))
+            and (case.owner_id == user.pk or case.team_id in policy.managed_team_ids(user))
         ) else None,
     }
     return render(request, "workflows/case_detail.html", context, status=status)
@@ -177,17 +198,48 @@ def _decision_inputs(form) -> dict:
     return {"kind": data["kind"], "amount": data["amount"], "currency": data["currency"] or None}
 
 
-@login_required
-@require_POST
+def _decision_key(*, actor, case: Case, verdict: Verdict, rationale: str, latest_decision_id: int | None) -> str:
+    """Return the idempotency key of a reviewed decision: every review of the same decision gets the same one.
+
+    Two tabs reviewing the same decision therefore execute it once. The latest decision on the case
+    at review time is part of the key, so the same decision asked for again after that one was
+    executed is a new decision with a new key.
+    """
+    asked = {"actor": actor.pk, "case": case.pk, "kind": verdict.kind, "amount": snapshot_value(verdict.amount),
+             "currency": verdict.currency, "rationale": rationale.strip(), "after": latest_decision_id}
+    return "review-" + hashlib.sha256(canonical_json(asked).encode()).hexdigest()
+
+
+def _keep_draft(request, pk: int) -> None:
+    """Keep what an anonymous visitor typed into the decision form, for after they log in again."""
+    draft = {name: str(request.POST.get(name, ""))[:limit] for name, limit in DRAFT_FIELDS.items()}
+    if any(draft.values()):
+        request.session[_draft_key(pk)] = draft
+
+
+@require_http_methods(["GET", "POST"])
 def case_review(request, pk: int):
-    """The review step: restate amount, customer, grant and whether approval is needed. Writes nothing."""
+    """The review step: restate amount, customer, grant and whether approval is needed. Writes nothing.
+
+    Reached by GET (after logging in again mid-decision), it leads back to the decision form on the
+    case page, filled in with what was typed before the session ended.
+    """
+    if not request.user.is_authenticated:
+        if request.method == "POST":
+            _keep_draft(request, pk)
+        return redirect_to_login(request.get_full_path())
     case = _visible_case(request, pk)
+    if request.method == "GET":
+        if _draft_key(case.pk) in request.session:
+            messages.info(request, "Your decision was not submitted; check it and review again.")
+        return redirect("cases:detail", pk=case.pk)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Check the decision form.")
         return case_detail(request, pk, decision_form=form)
-    if not (case.owner_id == request.user.pk and case.is_open):
-        messages.error(request, f"Only the owner of {case.reference} may decide on it.")
+    owner = may_act_as_owner(request.user, case)
+    if not owner:
+        messages.error(request, owner.reason)
         return redirect("cases:detail", pk=case.pk)
     inputs = _decision_inputs(form)
     try:
@@ -201,6 +253,8 @@ def case_review(request, pk: int):
         request_form = RequestForm(initial={"kind": kind.code, "amount": form.cleaned_data["amount"],
                                             "currency": form.cleaned_data["currency"],
                                             "justification": form.cleaned_data["rationale"]})
+    latest = policy.decisions_visible_to(request.user).filter(case=case).order_by("-pk").values_list(
+        "pk", flat=True).first()
     return render(request, "workflows/case_review.html", {
         "case": case,
         "kind": kind,
@@ -208,7 +262,8 @@ def case_review(request, pk: int):
         "verdict": verdict,
         "asked": format_quantity(verdict.amount, unit=kind.unit, currency=verdict.currency),
         "request_form": request_form,
-        "idempotency_key": uuid.uuid4().hex,
+        "idempotency_key": _decision_key(actor=request.user, case=case, verdict=verdict,
+                                         rationale=form.cleaned_data["rationale"], latest_decision_id=latest),
         "tz": current_organisation().tz,
     })
 
@@ -221,10 +276,11 @@ def case_decide(request, pk: int):
     if not form.is_valid():
         messages.error(request, "Check the decision form.")
         return case_detail(request, pk, decision_form=form)
+    key = request.POST.get("idempotency_key") or None
+    started = timezone.now()
     try:
         decision = decision_execute(actor=request.user, case=case, rationale=form.cleaned_data["rationale"],
-                                    idempotency_key=request.POST.get("idempotency_key") or None,
-                                    **_decision_inputs(form))
+                                    idempotency_key=key, **_decision_inputs(form))
     except AuthorityDenied as denied:
         request_form = None
         if denied.verdict.over_limit:
@@ -237,9 +293,15 @@ def case_decide(request, pk: int):
     except (ValidationError, DomainError) as error:
         messages.error(request, error_text(error))
         return case_detail(request, pk, decision_form=form)
-    messages.success(request, f"Done: {decision.kind.name} of "
-                              f"{format_quantity(decision.amount, unit=decision.kind.unit, currency=decision.currency)}"
-                              f" executed on {case.reference}.")
+    done = (f"{decision.kind.name} of "
+            f"{format_quantity(decision.amount, unit=decision.kind.unit, currency=decision.currency)}")
+    if key and decision.executed_at < started:
+        # The same reviewed decision, executed from another tab: its first result, not a second decision.
+        when = decision.executed_at.astimezone(current_organisation().tz)
+        messages.info(request, f"Already executed: {done} on {case.reference} at {when:%d %b %H:%M}. "
+                               "Here it is; nothing was executed twice.")
+    else:
+        messages.success(request, f"Done: {done} executed on {case.reference}.")
     return redirect("cases:detail", pk=case.pk)
 
 

@@ -19,6 +19,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from authority.errors import AuthorityDenied
+from edges.web.contention import CONTENTION_CODE, CONTENTION_MESSAGE, RETRY_AFTER_SECONDS, is_contention, log_contention
 from h2h_core.errors import DomainError
 
 logger = logging.getLogger("h2h.api")
@@ -102,8 +103,10 @@ def _django_validation_fields(error: DjangoValidationError) -> dict:
 def api_exception_handler(exc, context):
     """Turn any exception raised in an API view into a response in the one error shape.
 
-    Installed as REST_FRAMEWORK["EXCEPTION_HANDLER"]. Anything unexpected is logged and answered
-    with a 500 in the same shape, never with an HTML page or a traceback.
+    Installed as REST_FRAMEWORK["EXCEPTION_HANDLER"]. A service that lost a race for a lock (a
+    deadlock, a serialization failure, a lock not available, SQLite busy) saved nothing: 409
+    `contention` with Retry-After, so the client sends the same request again. Anything unexpected
+    is logged and answered with a 500 in the same shape, never with an HTML page or a traceback.
     """
     if isinstance(exc, DomainError):
         return Response(domain_error_body(exc), status=exc.status)
@@ -120,6 +123,10 @@ def api_exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or None)
     if isinstance(exc, exceptions.APIException):
         return _api_exception_response(exc)
+    if is_contention(exc):
+        log_contention(exc, where=type(context.get("view")).__name__)
+        return Response(error_body(CONTENTION_CODE, CONTENTION_MESSAGE, {"retry_after_seconds": RETRY_AFTER_SECONDS}),
+                        status=status.HTTP_409_CONFLICT, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     logger.exception("Unexpected error in %s", type(context.get("view")).__name__, exc_info=exc)
     return Response(
         error_body("server_error", "Something went wrong on our side; it has been logged. Try again later."),

@@ -12,7 +12,8 @@ from django.db.models import Q, QuerySet
 from rest_framework.permissions import BasePermission
 
 from authority import policy, selectors
-from authority.models import AuthorityRequest, Decision, Grant
+from authority.models import AuthorityRequest, Grant
+from authority.policy.grants import own_authority_q
 from authority.policy.permissions import is_agent
 from h2h_core.models import Case, Team
 
@@ -32,13 +33,6 @@ def cases_visible_to(user) -> QuerySet[Case]:
     return policy.cases_visible_to(user)
 
 
-def decisions_visible_to(user) -> QuerySet[Decision]:
-    """Decisions on the cases the caller may see."""
-    if is_auditor_or_superuser(user):
-        return Decision.objects.all()
-    return Decision.objects.filter(case__in=policy.cases_visible_to(user).values("pk"))
-
-
 def requests_visible_to(user) -> QuerySet[AuthorityRequest]:
     """Requests on cases the caller may see, plus the open ones waiting for the caller's approval."""
     if is_auditor_or_superuser(user):
@@ -53,17 +47,18 @@ def grants_visible_to(user) -> QuerySet[Grant]:
     """Auditors see every grant; managers those of their teams, their members and the roles; others their own.
 
     "Their own" means every grant that can speak for them: personal, their teams' and their roles'.
+    A manager also sees every pending change they may check (`policy.pending_changes_checkable_by`):
+    any other manager is a valid checker, whichever team the change is for.
     """
     if is_auditor_or_superuser(user):
         return Grant.objects.all()
-    member_of = Team.members.through.objects.filter(user_id=user.pk).values("team_id")
-    in_roles = Q(subject_role_id__in=User.groups.through.objects.filter(user_id=user.pk).values("group_id"))
-    own = Q(subject_user_id=user.pk) | Q(subject_team_id__in=member_of) | in_roles
+    visible = own_authority_q(user)
     if policy.is_manager(user):
         teams = policy.managed_team_ids(user)
         members = Team.members.through.objects.filter(team_id__in=teams).values("user_id")
-        own |= Q(subject_team_id__in=teams) | Q(subject_user_id__in=members) | Q(subject_role__isnull=False)
-    return Grant.objects.filter(own)
+        visible |= Q(subject_team_id__in=teams) | Q(subject_user_id__in=members) | Q(subject_role__isnull=False)
+        visible |= Q(pk__in=policy.pending_changes_checkable_by(user).values("pk"))
+    return Grant.objects.filter(visible)
 
 
 class IsAuditor(BasePermission):
@@ -86,7 +81,6 @@ __all__ = [
     "IsAuditor",
     "MayOpenCases",
     "cases_visible_to",
-    "decisions_visible_to",
     "grants_visible_to",
     "may_open_cases",
     "requests_visible_to",

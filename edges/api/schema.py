@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.views import SpectacularSwaggerSplitView
@@ -48,19 +47,3 @@ class SwaggerUI(SpectacularSwaggerSplitView):
         if isinstance(data, dict) and data == dict(spectacular_settings.SWAGGER_UI_SETTINGS):
             data = {**data, "validatorUrl": None}
         return super()._dump(data)
-
-
-class ExactDecimalSchema(OpenApiSerializerFieldExtension):
-    """An exact amount is sent as a decimal string (or a JSON number); the string's digits are documented."""
-
-    target_class = "edges.api.serializers.ExactDecimalField"
-
-    def map_serializer_field(self, auto_schema, direction):
-        field = self.target
-        whole = field.max_digits - field.decimal_places
-        text = {"type": "string", "pattern": rf"^\d{{1,{whole}}}(\.\d{{1,{field.decimal_places}}})?$",
-                "example": "120.50"}
-        number = {"type": "number"}
-        if field.min_value is not None:
-            number["minimum"] = float(field.min_value)
-        return {"oneOf": [text, number]}

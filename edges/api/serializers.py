@@ -9,12 +9,15 @@ import re
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import DecimalValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from authority.models import AuthorityKind, Effect, Period, RequestStatus
 from authority.quantities import currency_exponent
+from h2h_core.amounts import MAX_AMOUNT_TEXT, PLAIN_DECIMAL_PATTERN, plain_decimal
 from h2h_core.models import CaseCategory, CaseStatus, CustomerTier
 from h2h_core.models.audit import Outcome
 
@@ -34,7 +37,7 @@ def amount_text(value: Decimal | None, currency: str = "") -> str | None:
     return format(normalized.quantize(Decimal(1)) if normalized == normalized.to_integral_value() else normalized, "f")
 
 
-@extend_schema_field({"type": "string", "pattern": r"^\d+(\.\d+)?$", "example": "200.00", "nullable": True})
+@extend_schema_field({"type": "string", "pattern": PLAIN_DECIMAL_PATTERN, "example": "200.00", "nullable": True})
 class AmountField(serializers.Field):
     """Read-only: the amount in `amount_attr`, formatted for the currency in `currency_attr`."""
 
@@ -46,16 +49,42 @@ class AmountField(serializers.Field):
         return amount_text(getattr(value, self.amount_attr), getattr(value, self.currency_attr) or "")
 
 
-class ExactDecimalField(serializers.DecimalField):
-    """An exact amount in: a string such as "120.50" (preferred: no binary rounding) or a JSON number.
+@extend_schema_field({"type": "string", "pattern": PLAIN_DECIMAL_PATTERN, "maxLength": MAX_AMOUNT_TEXT,
+                      "example": "120.50"})
+class PlainAmountField(serializers.Field):
+    """Every amount or limit in: a JSON string of plain ASCII decimal text ("120.50"), read by the one parser
+    (h2h_core.amounts.plain_decimal) into an exact Decimal.
 
-    Documented by edges.api.schema.ExactDecimalSchema.
+    A JSON number is refused, integers included: JSON parsers read numbers as binary floats (10.1 is then not
+    exactly 10.1, and 1e3, 1000.0 and 1000 look alike), so an amount is always text, in one form. `true` is
+    not 1. The service then applies the rules of the kind's unit and currency (authority.quantities).
     """
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_digits", 19)
-        kwargs.setdefault("decimal_places", 4)
+    default_error_messages = {
+        "not_text": 'Send the {label} as a JSON string of digits and a dot, e.g. "1250.50", not {given}.',
+    }
+
+    def __init__(self, *, max_digits: int | None = None, decimal_places: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        if max_digits is not None:
+            self.validators.append(DecimalValidator(max_digits, decimal_places))
+
+    @property
+    def label_text(self) -> str:
+        return (self.field_name or "amount").replace("_", " ")
+
+    def to_internal_value(self, data) -> Decimal:
+        if not isinstance(data, str):
+            given = ("true or false" if isinstance(data, bool) else "a JSON number" if isinstance(data, int | float)
+                     else "a JSON array" if isinstance(data, list) else "a JSON object")
+            self.fail("not_text", label=self.label_text, given=given)
+        try:
+            return plain_decimal(data, label=self.label_text)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
+
+    def to_representation(self, value) -> str:
+        return format(value, "f")
 
 
 def id_field(**kwargs) -> serializers.IntegerField:
@@ -175,7 +204,7 @@ class CaseIn(serializers.Serializer):
     subject = text_field(max_length=200)
     description = text_field(max_length=10000, required=False, allow_blank=True, default="")
     category = serializers.ChoiceField(choices=CaseCategory.choices)
-    amount_at_stake = ExactDecimalField(max_digits=16, decimal_places=2, min_value=Decimal(0))
+    amount_at_stake = PlainAmountField(max_digits=16, decimal_places=2)
     currency = currency_field()
 
 
@@ -243,8 +272,8 @@ class VerdictOut(serializers.Serializer):
 class DecisionIn(serializers.Serializer):
     case = id_field(help_text="The case's id; you must own it and it must be open.")
     kind = kind_field()
-    amount = ExactDecimalField(
-        help_text="Exact amount: money in its currency's minor digits.")
+    amount = PlainAmountField(
+        help_text="Exact amount as text, e.g. \"120.50\": money in its currency's minor digits.")
     currency = currency_field(required=False, allow_blank=True, default="",
                               help_text="For money kinds; leave empty for months, percent and counts.")
     rationale = text_field(help_text="Why: part of the record.")
@@ -253,7 +282,7 @@ class DecisionIn(serializers.Serializer):
 class CheckIn(serializers.Serializer):
     case = id_field(help_text="The case's id.")
     kind = kind_field()
-    amount = ExactDecimalField()
+    amount = PlainAmountField()
     currency = currency_field(required=False, allow_blank=True, default="")
 
 
@@ -291,7 +320,7 @@ class DecisionQuery(serializers.Serializer):
 class RequestIn(serializers.Serializer):
     case = id_field(help_text="The case's id; you must own it.")
     kind = kind_field()
-    amount = ExactDecimalField()
+    amount = PlainAmountField()
     currency = currency_field(required=False, allow_blank=True, default="")
     justification = text_field(help_text="Why the customer needs this; the approver reads it.")
 
@@ -339,8 +368,8 @@ class RejectIn(serializers.Serializer):
 
 class GrantTermsIn(serializers.Serializer):
     effect = serializers.ChoiceField(choices=Effect.choices, default=Effect.PERMIT)
-    per_case_limit = ExactDecimalField(required=False, allow_null=True, default=None)
-    period_limit = ExactDecimalField(required=False, allow_null=True, default=None)
+    per_case_limit = PlainAmountField(required=False, allow_null=True, default=None)
+    period_limit = PlainAmountField(required=False, allow_null=True, default=None)
     period = serializers.ChoiceField(choices=Period.choices, default=Period.NONE)
     currency = currency_field(required=False, allow_blank=True, default="")
     # Plain strings, checked by the service: an enum here would repeat the case category enum under a second
@@ -368,11 +397,24 @@ class ReasonIn(serializers.Serializer):
     reason = text_field()
 
 
+class GrantStateOut(serializers.Serializer):
+    code = serializers.ChoiceField(
+        choices=["pending", "rejected", "voided", "scheduled", "active", "expired", "superseded", "ended"],
+        help_text="What this version is now (the same state every page shows).")
+    at = serializers.DateTimeField(
+        allow_null=True, help_text="When: rejected, voided, expired, superseded or ended at; for a scheduled "
+                                   "version its start; for an active one the end of its validity, if any.")
+    version = serializers.IntegerField(allow_null=True, help_text="The version that superseded it (or will).")
+    until = serializers.DateTimeField(allow_null=True, help_text="When a confirmed later version takes over.")
+
+
 class GrantOut(serializers.Serializer):
     id = serializers.IntegerField()
     lineage = serializers.IntegerField(allow_null=True)
     version = serializers.IntegerField()
-    status = serializers.CharField()
+    status = serializers.CharField(help_text="The lifecycle status of this version: pending, active, rejected "
+                                             "or voided. `state` says whether it is in force now.")
+    state = GrantStateOut(read_only=True)
     supersedes = serializers.IntegerField(source="supersedes_id", allow_null=True)
     subject = serializers.CharField(source="subject_label")
     level = serializers.CharField()
@@ -402,7 +444,8 @@ class GrantQuery(serializers.Serializer):
     at = serializers.DateTimeField(required=False, help_text="Only the grants in force at this instant.")
     kind = serializers.SlugField(max_length=40, required=False)
     status = serializers.ChoiceField(choices=[("pending", "Pending confirmation"), ("active", "Active"),
-                                              ("rejected", "Rejected")], required=False)
+                                              ("rejected", "Rejected"), ("voided", "Voided (the grant was ended)")],
+                                     required=False)
     subject_user = text_field(max_length=150, required=False)
     subject_team = serializers.SlugField(max_length=80, required=False)
     subject_role = text_field(max_length=150, required=False)

@@ -174,18 +174,23 @@ def flag_decision(request, pk: int):
 @auditor_console
 def grant_version(request, pk: int):
     """One grant version: its terms, maker and checker, every version of its line, its decisions."""
-    grant = (Grant.objects.select_related("kind", "subject_user", "subject_team", "subject_role", "case",
-                                          "granted_by", "confirmed_by", "supersedes")
+    grant = (Grant.objects.with_state()
+             .select_related("kind", "subject_user", "subject_team", "subject_role", "case", "granted_by",
+                             "confirmed_by", "supersedes")
              .filter(pk=pk).first())
     if grant is None:
         raise Http404("No such grant")
-    versions = list(Grant.objects.filter(lineage=grant.lineage).select_related("granted_by", "confirmed_by")
-                    .order_by("-version")) if grant.lineage else [grant]
-    events = list(AuditEvent.objects.filter(object_type="grant", object_id__in=[str(v.pk) for v in versions])
-                  .order_by("seq"))
+    versions = list(Grant.objects.with_state().filter(lineage=grant.lineage)
+                    .select_related("granted_by", "confirmed_by").order_by("-version")) if grant.lineage else [grant]
     decisions = list(Decision.objects.filter(grant=grant).select_related("case", "agent", "kind")
                      .order_by("-executed_at", "-id")[:20])
     request_row = AuthorityRequest.objects.filter(one_off_grant=grant).select_related("requester", "decided_by").first()
+    # Every event about the grant: its versions' own, and for a one-off grant those of the request
+    # whose approval created it (recorded against the request).
+    about = Q(object_type="grant", object_id__in=[str(v.pk) for v in versions])
+    if request_row is not None:
+        about |= Q(object_type="authority_request", object_id=str(request_row.pk))
+    events = list(AuditEvent.objects.filter(about).order_by("seq"))
     return render(request, "authority/grant_version.html", {
         "grant": grant, "versions": versions, "events": events, "decisions": decisions,
         "diff": reports.grant_diff(grant.supersedes, grant) if grant.supersedes_id else None,

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from authority import policy, reports
 from authority.models import AuthorityKind, Delegation, Effect, Grant, GrantStatus
+from authority.policy.grants import grant_changeable, grant_endable
 from authority.policy.permissions import (
     console_people,
     console_roles,
@@ -196,16 +197,11 @@ def grant_new(request):
 def grant_edit(request, pk: int):
     """Change a grant: the difference is shown before saving, and a new version is written."""
     grant = _console_grant(request, pk)
-    if grant.status != GrantStatus.ACTIVE or grant.superseded_at is not None:
-        messages.error(request, f"Grant {grant.label} is not the current version; edit the current one.")
-        return redirect("authority:matrix")
     try:
         require_may_grant(request.user, user=grant.subject_user, team=grant.subject_team, role=grant.subject_role)
+        grant_changeable(grant).require()  # the current version, no change already waiting
     except DomainError as error:
         return _refuse(request, error)
-    if Grant.objects.filter(supersedes=grant).exclude(status=GrantStatus.REJECTED).exists():
-        messages.error(request, f"A change to grant {grant.label} is already waiting for a second manager.")
-        return redirect("authority:pending")
     kind_of_subject = grant.level if grant.level != "person" else "user"
     subject = grant.subject_user or grant.subject_team or grant.subject_role
     versions = list(Grant.objects.filter(lineage=grant.lineage).select_related("granted_by", "confirmed_by")
@@ -225,12 +221,17 @@ def grant_edit(request, pk: int):
 
 @manager_console
 def grant_end_view(request, pk: int):
-    """End a grant now (lift a suspension, withdraw authority); history keeps every version."""
+    """End a grant now (lift a suspension, withdraw authority); history keeps every version.
+
+    A change of it still waiting for a second manager is voided with it; the page says so first.
+    """
     grant = _console_grant(request, pk)
     try:
         require_may_grant(request.user, user=grant.subject_user, team=grant.subject_team, role=grant.subject_role)
+        grant_endable(grant).require()
     except DomainError as error:
         return _refuse(request, error)
+    waiting = list(Grant.objects.filter(supersedes=grant, status=GrantStatus.PENDING).select_related("granted_by"))
     form = EndGrantForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         ok, _ = run_service(request, lambda: grant_end(actor=request.user, grant=grant,
@@ -238,7 +239,7 @@ def grant_end_view(request, pk: int):
         if ok:
             messages.success(request, f"Ended grant {grant.label} for {grant.subject_label}.")
             return redirect("authority:matrix")
-    return render(request, "authority/grant_end.html", {"grant": grant, "form": form,
+    return render(request, "authority/grant_end.html", {"grant": grant, "form": form, "waiting": waiting,
                                                         "tz": current_organisation().tz})
 
 

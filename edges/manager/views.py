@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -13,7 +14,6 @@ from authority import policy, reports, selectors
 from authority.models import AuthorityRequest, Grant, GrantStatus
 from authority.services import authority_request_approve, authority_request_reject, grant_confirm, grant_reject
 from authority.services.grants import needs_confirmation
-from authority.services.requests import holds_delegation_for_team
 from edges.forms import NoteForm
 from edges.web.console import manager_console
 from edges.web.service_calls import run_service
@@ -39,8 +39,12 @@ def approvals(request):
     waiting = list(reports.inbox_for(request.user)[:INBOX_LIMIT])
     mine = reports.approver_verdicts(request.user, waiting)
     records = reports.track_records([r.requester_id for r in waiting])
+    # The buttons are what the services' predicates answer, asked with inputs loaded once for all.
+    rights = policy.approver_rights(request.user)
     items = [{"request": r, "over": reports.over_by(r), "mine": mine.get(r.pk),
-              "record": records.get(r.requester_id)} for r in waiting]
+              "record": records.get(r.requester_id),
+              "approve": policy.may_approve(request.user, r, rights=rights, verdict=mine.get(r.pk)),
+              "reject": policy.may_reject(request.user, r, rights=rights)} for r in waiting]
     return render(request, "authority/approvals.html", {
         "items": items, "now": timezone.now(), "tz": current_organisation().tz, "form": NoteForm(),
         "limit": INBOX_LIMIT,
@@ -52,89 +56,89 @@ def _request_for(user, pk: int) -> AuthorityRequest:
     found = AuthorityRequest.objects.select_related("kind", "case", "requester", "decided_by").filter(pk=pk).first()
     if found is None:
         raise Http404("No such request")
-    if user.pk in found.pool or user.is_superuser or holds_delegation_for_team(user, found.case.team_id):
+    if user.pk in found.pool or user.is_superuser or policy.holds_delegation_for_team(user, found.case.team_id):
         return found
     raise Http404("No such request")
 
 
+REQUEST_DECISIONS = {
+    "approve": (lambda user, found, note: authority_request_approve(actor=user, request=found, note=note),
+                "Approved: {requester} can now execute it on {reference}."),
+    "reject": (lambda user, found, note: authority_request_reject(actor=user, request=found, note=note),
+               "Rejected; {requester} sees your reason on {reference}."),
+}
+
+
 @manager_console
 @require_POST
+def decide_request(request, pk: int, verb: str):
+    """Approve or reject a request: one path, the service decides (and audits a refusal)."""
+    authority_request = _request_for(request.user, pk)
+    service, done = REQUEST_DECISIONS[verb]
+    form = NoteForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    ok, _ = run_service(request, lambda: service(request.user, authority_request, note))
+    if ok:
+        messages.success(request, done.format(requester=authority_request.requester,
+                                              reference=authority_request.case.reference))
+    return redirect("authority:approvals")
+
+
 def approve(request, pk: int):
-    authority_request = _request_for(request.user, pk)
-    form = NoteForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
-    ok, _ = run_service(request, lambda: authority_request_approve(actor=request.user, request=authority_request,
-                                                                   note=note))
-    if ok:
-        messages.success(request, f"Approved: {authority_request.requester} can now execute it on "
-                                  f"{authority_request.case.reference}.")
-    return redirect("authority:approvals")
+    return decide_request(request, pk, "approve")
 
 
-@manager_console
-@require_POST
 def reject(request, pk: int):
-    authority_request = _request_for(request.user, pk)
-    form = NoteForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
-    ok, _ = run_service(request, lambda: authority_request_reject(actor=request.user, request=authority_request,
-                                                                  note=note))
-    if ok:
-        messages.success(request, f"Rejected; {authority_request.requester} sees your reason on "
-                                  f"{authority_request.case.reference}.")
-    return redirect("authority:approvals")
+    return decide_request(request, pk, "reject")
+
+
+def _pending_changes(user):
+    """The pending changes this manager may check (the one selector), and those they made themselves."""
+    checkable = policy.pending_changes_checkable_by(user).values("pk")
+    return (Grant.objects.filter(Q(pk__in=checkable) | Q(status=GrantStatus.PENDING, granted_by_id=user.pk))
+            .select_related("kind", "subject_user", "subject_team", "subject_role", "granted_by", "supersedes"))
 
 
 @manager_console
 def pending_grants(request):
-    """Grant changes waiting for a second manager (maker-checker), with the difference each makes."""
-    pending = list(
-        Grant.objects.filter(status=GrantStatus.PENDING)
-        .filter(policy.permissions.pending_grants_checkable_by(request.user))
-        .select_related("kind", "subject_user", "subject_team", "subject_role", "granted_by", "supersedes")
-        .order_by("created_at", "id")
-    )
-    own = policy.permissions.own_lines(request.user)
+    """Grant changes waiting for a second manager (maker-checker), with the difference each makes.
+
+    The controls of each change are what `may_confirm` and `may_check` answer, with their reasons.
+    """
+    own = policy.own_authority(request.user)
     items = []
-    for grant in pending:
-        own_line = (grant.subject_user_id in own["user"] or grant.subject_team_id in own["team"]
-                    or grant.subject_role_id in own["role"])
+    for grant in _pending_changes(request.user).order_by("created_at", "id"):
         items.append({
             "grant": grant,
             "diff": reports.grant_diff(grant.supersedes, grant),
             "is_maker": grant.granted_by_id == request.user.pk,
-            "own_line": own_line,
+            "confirm": policy.may_confirm(request.user, grant, own=own),
+            "reject": policy.may_check(request.user, grant, own=own),
             "why_pending": needs_confirmation(grant.kind, grant),
         })
     return render(request, "authority/pending.html", {"items": items, "form": NoteForm(),
                                                       "tz": current_organisation().tz})
 
 
-def _pending_grant(user, pk: int) -> Grant:
-    grant = (Grant.objects.select_related("kind").filter(pk=pk, status=GrantStatus.PENDING)
-             .filter(policy.permissions.pending_grants_checkable_by(user)).first())
+GRANT_CHECKS = {
+    "confirm": (lambda user, grant, note: grant_confirm(actor=user, grant=grant),
+                "Confirmed grant {label} for {subject}; it is in force now."),
+    "reject": (lambda user, grant, note: grant_reject(actor=user, grant=grant, reason=note),
+               "Rejected grant {label}; the previous version stays in force."),
+}
+
+
+@manager_console
+@require_POST
+def check_grant(request, pk: int, outcome: str):
+    """Confirm or reject a pending change: one path, the service decides (and audits a refusal)."""
+    grant = _pending_changes(request.user).filter(pk=pk).first()
     if grant is None:
         raise Http404("No such pending grant")
-    return grant
-
-
-@manager_console
-@require_POST
-def confirm_grant(request, pk: int):
-    grant = _pending_grant(request.user, pk)
-    ok, _ = run_service(request, lambda: grant_confirm(actor=request.user, grant=grant))
-    if ok:
-        messages.success(request, f"Confirmed grant {grant.label} for {grant.subject_label}; it is in force now.")
-    return redirect("authority:pending")
-
-
-@manager_console
-@require_POST
-def reject_grant(request, pk: int):
-    grant = _pending_grant(request.user, pk)
+    service, done = GRANT_CHECKS[outcome]
     form = NoteForm(request.POST)
-    reason = form.cleaned_data["note"] if form.is_valid() else ""
-    ok, _ = run_service(request, lambda: grant_reject(actor=request.user, grant=grant, reason=reason))
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    ok, _ = run_service(request, lambda: service(request.user, grant, note))
     if ok:
-        messages.success(request, f"Rejected grant {grant.label}; the previous version stays in force.")
+        messages.success(request, done.format(label=grant.label, subject=grant.subject_label))
     return redirect("authority:pending")

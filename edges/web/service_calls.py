@@ -1,4 +1,4 @@
-"""Helpers for web views: turn domain and validation errors into messages, never into a 500."""
+"""Helpers for web views: turn domain and validation errors, and lock contention, into messages, never into a 500."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 
+from edges.web.contention import CONTENTION_MESSAGE, is_contention, log_contention
 from h2h_core.errors import DomainError
 
 
@@ -22,9 +23,19 @@ def error_text(error: Exception) -> str:
 
 
 def run_service(request, call: Callable[[], Any]) -> tuple[bool, Any]:
-    """Call a service; on a refusal add an error message and return (False, the error)."""
+    """Call a service; on a refusal add an error message and return (False, the error).
+
+    A service that lost a race for a lock (edges.web.contention) saved nothing: the person is told
+    to try again, and (False, the error) is returned as for a refusal.
+    """
     try:
         return True, call()
     except (ValidationError, DomainError) as error:
         messages.error(request, error_text(error))
+        return False, error
+    except Exception as error:
+        if not is_contention(error):
+            raise
+        log_contention(error, where=request.path)
+        messages.warning(request, CONTENTION_MESSAGE)
         return False, error

@@ -19,7 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from h2h_core.models import AuditCheckpoint, AuditHead
+from h2h_core.lock_objects import audit_head_qs_select_for_update
+from h2h_core.models import AuditCheckpoint
 
 from .chain import GENESIS_HASH
 from .record import audit_record
@@ -124,7 +125,7 @@ def audit_checkpoint_create(*, actor=None) -> AuditCheckpoint:
     public_pem = public_key_pem(key)
     fingerprint = key_fingerprint(key.public_key())
     with transaction.atomic(durable=True):
-        head = AuditHead.objects.select_for_update().filter(pk=1).first()
+        head = audit_head_qs_select_for_update().filter(pk=1).first()
         checkpoint = AuditCheckpoint(
             seq=head.seq if head else 0,
             hash=head.hash if head else GENESIS_HASH,

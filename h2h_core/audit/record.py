@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from h2h_core import request_context
+from h2h_core.lock_objects import audit_head_qs_select_for_update
 from h2h_core.models import AuditEvent, AuditHead
 from h2h_core.models.audit import Outcome
 
@@ -49,6 +50,20 @@ def actor_roles(actor) -> list[str]:
     return sorted(group.name for group in actor.groups.all())
 
 
+def check_deferred_constraints() -> None:
+    """Run the transaction's deferred constraint checks now, and every later one at its statement.
+
+    Django creates PostgreSQL foreign keys DEFERRABLE INITIALLY DEFERRED, so their checks, each a
+    KEY SHARE lock on the referenced row, would otherwise run at COMMIT, after the audit head is
+    locked. Checked here, any wait for a row another transaction holds happens before this one
+    takes the head, and a transaction holding the head waits for no other lock (one statement).
+    """
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
 def audit_record(
     *,
     actor,
@@ -65,7 +80,8 @@ def audit_record(
 
     Everything except the sequence number and the link to the previous hash is prepared before
     the head row is locked, so the lock (which serialises all writers) is held for two statements.
-    Callers take their own locks first: the head is always the last lock of a transaction.
+    Callers take their own locks first, and the transaction's foreign-key checks run before the
+    head is locked (check_deferred_constraints): the head is really the last lock of a transaction.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
@@ -86,10 +102,11 @@ def audit_record(
         "ip": str(ipaddress.ip_address(meta.ip)) if meta.ip else None,
         "request_id": meta.request_id,
     }
-    head = AuditHead.objects.select_for_update().filter(pk=1).first()
+    check_deferred_constraints()
+    head = audit_head_qs_select_for_update().filter(pk=1).first()
     if head is None:  # an emptied database (tests flush it); the first writer recreates the head
         AuditHead.objects.bulk_create([AuditHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
-        head = AuditHead.objects.select_for_update().get(pk=1)
+        head = audit_head_qs_select_for_update().get(pk=1)
     fields["occurred_at"] = timezone.now()  # under the lock, so time never runs backwards along seq
     fields["seq"] = head.seq + 1
     fields["prev_hash"] = head.hash

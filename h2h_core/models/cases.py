@@ -2,7 +2,8 @@
 
 from django.conf import settings
 from django.db import models
-from djmoney.models.fields import MoneyField
+
+from h2h_core.amounts import MoneyAmountField
 
 
 class CustomerTier(models.TextChoices):
@@ -16,7 +17,7 @@ class Customer(models.Model):
     name = models.CharField(max_length=160)
     email = models.EmailField(blank=True)
     tier = models.CharField(max_length=16, choices=CustomerTier.choices, default=CustomerTier.STANDARD)
-    annual_value = MoneyField(max_digits=16, decimal_places=2, default_currency=settings.H2H_BASE_CURRENCY)
+    annual_value = MoneyAmountField(max_digits=16, decimal_places=2, default_currency=settings.H2H_BASE_CURRENCY)
     customer_since = models.DateField()
 
     class Meta:
@@ -60,7 +61,7 @@ class Case(models.Model):
     subject = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     category = models.CharField(max_length=20, choices=CaseCategory.choices)
-    amount_at_stake = MoneyField(max_digits=16, decimal_places=2, default_currency=settings.H2H_BASE_CURRENCY)
+    amount_at_stake = MoneyAmountField(max_digits=16, decimal_places=2, default_currency=settings.H2H_BASE_CURRENCY)
     stakes_score = models.PositiveSmallIntegerField(default=0)
     status = models.CharField(max_length=12, choices=CaseStatus.choices, default=CaseStatus.NEW)
     team = models.ForeignKey("h2h_core.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="cases")

@@ -57,8 +57,9 @@ def test_a_decision_within_authority_is_executed_and_recorded(as_alice, alice, c
 
 
 def test_a_refused_decision_is_403_with_reasons_and_headroom_and_spends_nothing(as_alice, case_owned_by_alice,
-                                                                              alice_may_refund_500, maria):
-    # given alice may refund 500 per case
+                                                                              alice_may_refund_500, maria,
+                                                                              maria_may_refund_5000):
+    # given alice may refund 500 per case, and maria may approve up to 5,000
     before = state()
     # when she refunds 1,200
     response = as_alice.post("/api/v1/decisions/", refund(case_owned_by_alice, "1200.00"), format="json")

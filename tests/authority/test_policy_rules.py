@@ -60,6 +60,12 @@ def grant(alice, retention, case):
     return make
 
 
+def may_approve_5000(*approvers):
+    """Give each approver refund authority of 5,000 per case: enough to approve what these tests ask."""
+    for approver in approvers:
+        GrantFactory(subject_user=approver, per_case_limit=Decimal("5000"), period=Period.NONE, period_limit=None)
+
+
 def ask(agent, case, amount, currency="EUR", *, kind_code="refund", at=AT):
     return policy.evaluate(agent=agent, kind=kind(kind_code), amount=amount, currency=currency, case=case, at=at)
 
@@ -184,24 +190,37 @@ LATER = AT + timedelta(days=1)
 EARLIER = AT - timedelta(days=1)
 
 
+NO_GRANT = "No grant gives you authority to decide refund on this case."
+
+
 @pytest.mark.parametrize(
-    "build",
+    ("build", "reason"),
     [
-        pytest.param(lambda grant, others: None, id="no-grant"),
-        pytest.param(lambda grant, others: grant("person", kind=kind("goodwill_credit")), id="grant-of-another-kind"),
-        pytest.param(lambda grant, others: grant("person", valid_until=EARLIER), id="expired-grant"),
-        pytest.param(lambda grant, others: grant("team", valid_from=LATER), id="not-yet-valid-grant"),
-        pytest.param(lambda grant, others: grant("person", status=GrantStatus.PENDING), id="pending-grant"),
-        pytest.param(lambda grant, others: grant("role", status=GrantStatus.REJECTED), id="rejected-grant"),
-        pytest.param(lambda grant, others: grant("person", superseded_at=EARLIER), id="superseded-grant"),
-        pytest.param(lambda grant, others: grant("person", confirmed_at=LATER), id="grant-confirmed-only-later"),
-        pytest.param(lambda grant, others: grant("person", subject_user=others["bob"]), id="another-persons-grant"),
-        pytest.param(lambda grant, others: grant("team", subject_team=others["sales"]), id="grant-of-another-team"),
-        pytest.param(lambda grant, others: grant("role", subject_role=others["senior"]), id="grant-of-a-role-not-held"),
-        pytest.param(lambda grant, others: grant("one-off", case=others["other_case"]), id="one-off-on-another-case"),
+        pytest.param(lambda grant, others: None, NO_GRANT, id="no-grant"),
+        pytest.param(lambda grant, others: grant("person", kind=kind("goodwill_credit")), NO_GRANT,
+                     id="grant-of-another-kind"),
+        pytest.param(lambda grant, others: grant("person", valid_until=EARLIER),
+                     "Your refund grant (version 1) expired on 13 May 2026: no grant gives you refund authority now.",
+                     id="expired-grant"),
+        pytest.param(lambda grant, others: grant("team", valid_from=LATER), NO_GRANT, id="not-yet-valid-grant"),
+        pytest.param(lambda grant, others: grant("person", status=GrantStatus.PENDING), NO_GRANT, id="pending-grant"),
+        pytest.param(lambda grant, others: grant("role", status=GrantStatus.REJECTED), NO_GRANT, id="rejected-grant"),
+        pytest.param(lambda grant, others: grant("person", superseded_at=EARLIER),
+                     "Your refund grant (version 1) was ended on 13 May 2026: no grant gives you refund authority now.",
+                     id="superseded-grant"),
+        pytest.param(lambda grant, others: grant("person", confirmed_at=LATER), NO_GRANT,
+                     id="grant-confirmed-only-later"),
+        pytest.param(lambda grant, others: grant("person", subject_user=others["bob"]), NO_GRANT,
+                     id="another-persons-grant"),
+        pytest.param(lambda grant, others: grant("team", subject_team=others["sales"]), NO_GRANT,
+                     id="grant-of-another-team"),
+        pytest.param(lambda grant, others: grant("role", subject_role=others["senior"]), NO_GRANT,
+                     id="grant-of-a-role-not-held"),
+        pytest.param(lambda grant, others: grant("one-off", case=others["other_case"]), NO_GRANT,
+                     id="one-off-on-another-case"),
     ],
 )
-def test_without_an_applicable_active_permit_nothing_is_allowed(alice, maria, retention, case, grant, build):
+def test_without_an_applicable_active_permit_nothing_is_allowed(alice, maria, retention, case, grant, build, reason):
     # given no grant that speaks for alice on this case now
     others = {
         "bob": UserFactory(username="bob", roles=[Role.AGENT]),
@@ -210,12 +229,14 @@ def test_without_an_applicable_active_permit_nothing_is_allowed(alice, maria, re
         "other_case": CaseFactory(owner=alice, team=retention),
     }
     build(grant, others)
+    may_approve_5000(maria)
     # when alice asks for a small refund
     verdict = ask(alice, case, "10")
-    # then it is refused by default, with the way forward, and nothing was consumed
+    # then it is refused by default, with the reason (a lapsed grant is named) and the way forward,
+    # and nothing was consumed
     assert not verdict.allowed and not verdict.suspended
     assert verdict.deciding_grants == [] and verdict.consumptions == []
-    assert verdict.reasons == ["No grant gives you authority to decide refund on this case."]
+    assert verdict.reasons == [reason]
     assert verdict.approvers == ["maria"]
     assert UsageCounter.objects.count() == 0
 
@@ -315,7 +336,9 @@ def test_per_case_headroom_counts_everything_decided_on_the_case(
     assert verdict.allowed is allowed, verdict.reasons
     assert verdict.per_case_headroom == Decimal(left)
     if not allowed:
-        assert f"Over your per-case limit: {Decimal(left):.2f} EUR left on case {case.reference}" in verdict.reasons[0]
+        over = Decimal(amount) - Decimal(left)
+        assert (f"{over:.2f} EUR over your per-case limit of 500.00 EUR: {Decimal(left):.2f} EUR left on case "
+                f"{case.reference}, this needs {Decimal(amount):.2f} EUR") in verdict.reasons[0]
 
 
 # --- Rule 3: period headroom --------------------------------------------------------------------
@@ -376,12 +399,13 @@ def test_refusal_and_permission_say_how_much_is_left_and_when_it_resets(alice, m
     # given alice may refund 500 per case and 1,000 per month, and has used 900 this month
     grant("person", period=Period.MONTH, period_limit=Decimal("1000"))
     period_usage(alice, "900")
+    may_approve_5000(maria)
     # when she asks for 200, then for 50
     refused = ask(alice, case, "200")
     allowed = ask(alice, case, "50")
     # then the refusal says what is left and when it resets; the permission says what is left
     assert not refused.allowed
-    assert "100.00 EUR left this month" in refused.reasons[0]
+    assert "100.00 EUR over your monthly cap of 1,000.00 EUR: 100.00 EUR left this month" in refused.reasons[0]
     assert "resets 01 Jun 2026 00:00 Europe/Berlin" in refused.reasons[0]
     assert refused.approvers == ["maria"]
     assert allowed.allowed
@@ -406,6 +430,7 @@ def test_a_one_off_grant_adds_headroom_on_its_own_case_only(
 ):
     # given alice may refund 500 per case, and an approved one-off grant of 1,200 on this case
     grant("person")
+    may_approve_5000(maria)
     one_off = grant("one-off", per_case_limit=Decimal("1200"))
     if one_off_used:
         # what was decided under the one-off also raised the case counter
@@ -520,6 +545,7 @@ def test_the_conversion_is_explained(alice, case, grant):
 def test_without_a_rate_the_decision_is_refused_with_a_reason(alice, maria, case, grant, stored):
     # given a USD grant and no usable EUR<->USD rate on or before 14 May 2026
     usd_grant = grant("person", currency="USD", per_case_limit=Decimal("1000"))
+    may_approve_5000(maria)
     for base, quote, day in stored:
         exchange_rate(base, quote, "1.1", day)
     # when alice asks in EUR
@@ -544,15 +570,19 @@ def test_without_a_rate_the_decision_is_refused_with_a_reason(alice, maria, case
 )
 def test_a_refusal_lists_the_managers_of_the_agents_team(alice, maria, retention, case, grant, amount, suspended,
                                                         approvers):
-    # given alice (who also manages her own team) may refund 500, and managers in and outside her team
+    # given alice (who also manages her own team) may refund 500, and managers in and outside her team,
+    # all but max with the authority to approve 600
     grant("person")
     if suspended:
         grant("role", effect=Effect.FORBID, per_case_limit=None)
-    team_manager(retention, "zoe")
-    team_manager(retention, "ina", is_active=False)
-    team_manager(TeamFactory(name="Sales", slug="sales"), "bob")
+    zoe = team_manager(retention, "zoe")
+    ina = team_manager(retention, "ina", is_active=False)
+    bob = team_manager(TeamFactory(name="Sales", slug="sales"), "bob")
+    max_ = team_manager(retention, "max")
+    may_approve_5000(maria, zoe, ina, bob)
+    grant("person", subject_user=max_, per_case_limit=Decimal("500"))
     assign_perm("h2h_core.manage_team", alice, retention)
     # when she asks
     verdict = ask(alice, case, amount)
-    # then only the active managers of her team other than herself are named, in order
+    # then only the active managers of her team, other than herself, whose authority covers it are named
     assert verdict.approvers == approvers

@@ -118,7 +118,8 @@ def test_alice_owns_decides_asks_gets_approval_executes_resolves_and_the_custome
     page.get_by_label("Kind").select_option("refund")
     page.get_by_label("Amount").fill("1200")
     page.get_by_label("Rationale").fill("Goodwill: the customer lost a week")
-    expect(page.locator("#dry-run")).to_contain_text("Over your per-case limit: 300.00 EUR left")
+    expect(page.locator("#dry-run")).to_contain_text(
+        "900.00 EUR over your per-case limit of 500.00 EUR: 300.00 EUR left")
     request_button = page.get_by_role("button", name="Request approval from maria")
     expect(request_button).to_be_visible()
     screenshot(page, "2-case")

@@ -57,7 +57,7 @@ EXPECTED = {
     "cases:detail": SIGNED_IN,
     "cases:claim": SIGNED_IN_POST,
     "cases:handover": SIGNED_IN_POST,
-    "cases:review": SIGNED_IN_POST,
+    "cases:review": page(agent=302, manager=302, auditor=302, superuser=302),  # GET: back to the decision form
     "cases:decide": SIGNED_IN_POST,
     "cases:request": SIGNED_IN_POST,
     "cases:resolve": SIGNED_IN_POST,

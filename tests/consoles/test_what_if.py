@@ -30,7 +30,8 @@ def test_over_the_per_case_limit_on_a_real_case_is_refused_with_reasons(client, 
     before = nothing_changed()
     page = ask(client, amount="700", case=case.reference)
     assert page.status_code == 200
-    assert "Refused" in page.text and "Over your per-case limit: 500.00 EUR left on case" in page.text
+    assert "Refused" in page.text
+    assert "200.00 EUR over your per-case limit of 500.00 EUR: 500.00 EUR left on case" in page.text
     assert "Who could approve more" in page.text
     assert nothing_changed() == before
 

@@ -116,7 +116,7 @@ def test_over_the_limit_the_review_offers_one_request_to_the_approvers(client, a
     review = client.post(reverse("cases:review", args=[alices_case.pk]),
                          {"kind": "refund", "amount": "1200", "currency": "EUR", "rationale": "Key account"})
     # then it says approval is needed, why, and who will be asked; nothing was decided or requested
-    assert "Request approval from maria" in review.text and "Over your per-case limit" in review.text
+    assert "Request approval from maria" in review.text and "over your per-case limit of 500.00 EUR" in review.text
     assert Decision.objects.count() == 0 and AuthorityRequest.objects.count() == 0
     # and the request sent from there starts its approval flow
     client.post(reverse("cases:request", args=[alices_case.pk]),

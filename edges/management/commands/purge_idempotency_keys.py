@@ -1,4 +1,4 @@
-"""Delete stored API idempotency records older than a retention period (run daily)."""
+"""Delete stored API idempotency records and claimed web form tokens older than a retention period (run daily)."""
 
 from datetime import timedelta
 
@@ -6,10 +6,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from authority.models import IdempotencyRecord
+from edges.models import FormToken
 
 
 class Command(BaseCommand):
-    help = "Delete API idempotency records older than --days (default 7); a replay after that is a new request."
+    help = ("Delete API idempotency records and claimed web form tokens older than --days (default 7); "
+            "a replay after that is a new request.")
 
     def add_arguments(self, parser):
         parser.add_argument("--days", type=float, default=7.0, help="keep records this many days (default 7)")
@@ -20,3 +22,5 @@ class Command(BaseCommand):
         cutoff = timezone.now() - timedelta(days=days)
         deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
         self.stdout.write(f"Deleted {deleted} idempotency record(s) older than {days:g} days.")
+        tokens, _ = FormToken.objects.filter(created_at__lt=cutoff).delete()
+        self.stdout.write(f"Deleted {tokens} web form token(s) older than {days:g} days.")

@@ -31,9 +31,14 @@
         if (v.allowed) {
           show("Within your authority. " + v.reasons.join(" "), "allowed");
           button.textContent = REVIEW;
-        } else {
+        } else if (v.approvers && v.approvers.length) {
+          // The pool the request service will route to: the verdict names it, nobody else computes it.
           show("Over your authority. " + v.reasons.join(" "), "refused");
-          button.textContent = v.approvers && v.approvers.length ? "Request approval from " + v.approvers.join(", ") : REVIEW;
+          button.textContent = "Request approval from " + v.approvers.join(", ");
+        } else {
+          // Suspended, or nobody can approve this amount: say so (and what to do) instead of offering a request.
+          show("Over your authority. " + v.reasons.join(" ") + (v.no_approver ? " " + v.no_approver : ""), "refused");
+          button.textContent = REVIEW;
         }
       })
       .catch(function () { show("Could not check right now; the decision is still checked when you submit."); });

@@ -1,0 +1,42 @@
+"""The row locks of the core domain: which rows, in which order, and never more rows than named.
+
+Every row a transaction reads and then writes is locked through a helper of its domain
+(`h2h_core.lock_objects`, `authority.lock_objects`, `workflows.lock_objects`). Each helper orders
+by primary key and locks `of=("self",)`: a `select_related` join adds columns to the query, never
+locks to the transaction (without `of`, PostgreSQL would lock the joined customer row with its
+case, and every decision on that customer's cases would queue behind every other).
+
+The one lock order, for every transaction that takes more than one lock:
+
+1. the workflow process row (`workflows.lock_objects`), when a workflow step or timer runs;
+2. the case row (`case_qs_select_for_update`);
+3. the authority rows (`authority.lock_objects`): an authority request, a grant version (a pending
+   version before the version it replaces), a delegation, a webhook endpoint;
+4. the usage counters, in key order, each by its conditional UPDATE (`authority.services.usage`);
+5. the audit head, last (`audit_head_qs_select_for_update`, taken by `audit_record` only).
+
+The audit head is really the last lock. `audit_record` first runs `SET CONSTRAINTS ALL IMMEDIATE` on
+PostgreSQL: Django creates foreign keys DEFERRABLE INITIALLY DEFERRED, so without it their checks
+(each a KEY SHARE lock on the referenced row) would wait until COMMIT, after the head is taken, and
+a transaction holding the head could wait for a row that another transaction holds while it waits
+for the head: a deadlock. With the checks done first, a transaction that holds the head waits for
+nothing. Statements after the append (a workflow step advancing its process) check their foreign
+keys at once; they touch only rows the step already holds (its process, its tasks) and rows nobody
+locks with FOR UPDATE (users), so they cannot wait either.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from .models import AuditHead, Case
+
+
+def case_qs_select_for_update() -> QuerySet[Case]:
+    """Return cases to lock, in key order; the rows joined by select_related stay unlocked."""
+    return Case.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def audit_head_qs_select_for_update() -> QuerySet[AuditHead]:
+    """Return the audit head to lock: the last lock of every transaction that takes one."""
+    return AuditHead.objects.order_by("pk").select_for_update(of=("self",))
