@@ -187,7 +187,7 @@ def authority_summary(*, agent, at: datetime) -> list[dict]:
 
     from . import periods, usage
     from .models import AuthorityKind, Effect
-    from .policy.evaluation import LEVEL_ORDER
+    from .policy.evaluation import standing_grant
 
     tz = current_organisation().tz
     kinds = list(AuthorityKind.objects.order_by("name"))
@@ -197,13 +197,7 @@ def authority_summary(*, agent, at: datetime) -> list[dict]:
         mine = [g for g in grants if g.kind_id == kind.pk]
         forbids = [g for g in mine if g.effect == Effect.FORBID]
         permits = [g for g in mine if g.effect == Effect.PERMIT]
-        deciding = None
-        for level in LEVEL_ORDER:
-            at_level = [g for g in permits if g.level == level and not g.scope_categories and not g.scope_tiers]
-            at_level = at_level or [g for g in permits if g.level == level]
-            if at_level:
-                deciding = max(at_level, key=lambda g: (g.per_case_limit or Decimal("Infinity"), -g.pk))
-                break
+        deciding = standing_grant(permits)
         start = periods.bucket_start(deciding.period, at, tz) if deciding else None
         key = (
             usage.period_key(agent_id=agent.pk, kind_code=kind.code, currency=deciding.currency,

@@ -7,6 +7,7 @@ serializers, templates and viewflow's node hooks ask the same predicates what to
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
@@ -163,3 +164,67 @@ def may_reopen(user, case: Case) -> Permission:
     if not _authenticated(user) or (case.owner_id != user.pk and case.team_id not in managed_team_ids(user)):
         return Permission.deny(f"Only the last owner of {case.reference} or its team's manager may reopen it.")
     return ALLOWED
+
+
+# --- accounts: roles, flags, passwords, API tokens ------------------------------------------
+
+
+def _is_self(actor, user) -> bool:
+    return actor is not None and user is not None and actor.pk is not None and actor.pk == user.pk
+
+
+def may_administer_accounts(actor) -> Permission:
+    """Return whether `actor` manages people's accounts at all (the system always does)."""
+    if actor is None:
+        return ALLOWED
+    if not (getattr(actor, "is_active", False) and getattr(actor, "is_staff", False)):
+        return Permission.deny("Only administrators manage people's accounts.")
+    if actor.is_superuser or actor.has_perm("auth.change_user"):
+        return ALLOWED
+    return Permission.deny("You may not change people's accounts.")
+
+
+def may_change_account(actor, user) -> Permission:
+    """Return whether `actor` may change `user`'s account; a superuser's only by a superuser."""
+    allowed = may_administer_accounts(actor)
+    if allowed and actor is not None and user.is_superuser and not actor.is_superuser:
+        return Permission.deny("Only a superuser changes a superuser's account.")
+    return allowed
+
+
+def may_set_roles(actor, user) -> Permission:
+    if _is_self(actor, user):
+        return Permission.deny("Nobody changes their own roles.")
+    return may_change_account(actor, user)
+
+
+def may_set_flags(actor, user, changed: Iterable[str]) -> Permission:
+    """Return whether `actor` may change these of `user`'s flags (active, staff, superuser)."""
+    if _is_self(actor, user):
+        return Permission.deny("Nobody changes their own active, staff or superuser status.")
+    allowed = may_change_account(actor, user)
+    if allowed and actor is not None and not actor.is_superuser and {"is_staff", "is_superuser"} & set(changed):
+        return Permission.deny("Only a superuser grants or removes staff or superuser status.")
+    return allowed
+
+
+def may_grant_flags(actor, *, is_staff: bool, is_superuser: bool) -> Permission:
+    """Return whether `actor` may create an account with these flags."""
+    allowed = may_administer_accounts(actor)
+    if allowed and actor is not None and not actor.is_superuser and (is_staff or is_superuser):
+        return Permission.deny("Only a superuser grants staff or superuser status.")
+    return allowed
+
+
+def may_set_password(actor, user) -> Permission:
+    """Everyone sets their own password; administrators set others' (a superuser's only a superuser)."""
+    if _is_self(actor, user):
+        return ALLOWED
+    return may_change_account(actor, user)
+
+
+def may_manage_api_token(actor, user) -> Permission:
+    """A person issues and revokes their own API token; administrators revoke anyone's."""
+    if _is_self(actor, user):
+        return ALLOWED
+    return may_change_account(actor, user)

@@ -11,7 +11,8 @@ The one lock order, for every transaction that takes more than one lock:
 1. the workflow process row (`workflows.lock_objects`), when a workflow step or timer runs;
 2. the case row (`case_qs_select_for_update`);
 3. the authority rows (`authority.lock_objects`): an authority request, a grant version (a pending
-   version before the version it replaces), a delegation, a webhook endpoint;
+   version before the version it replaces), a delegation, a webhook endpoint; or an account and
+   its API token (`user_qs_select_for_update`, `api_token_qs_select_for_update`), each alone;
 4. the usage counters, in key order, each by its conditional UPDATE (`authority.services.usage`);
 5. the audit head, last (`audit_head_qs_select_for_update`, taken by `audit_record` only).
 
@@ -21,13 +22,16 @@ PostgreSQL: Django creates foreign keys DEFERRABLE INITIALLY DEFERRED, so withou
 a transaction holding the head could wait for a row that another transaction holds while it waits
 for the head: a deadlock. With the checks done first, a transaction that holds the head waits for
 nothing. Statements after the append (a workflow step advancing its process) check their foreign
-keys at once; they touch only rows the step already holds (its process, its tasks) and rows nobody
-locks with FOR UPDATE (users), so they cannot wait either.
+keys at once; they touch only rows the step already holds (its process, its tasks) and users,
+which are locked FOR NO KEY UPDATE only (a lock a KEY SHARE check never waits for), so they cannot
+wait either.
 """
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from rest_framework.authtoken.models import Token
 
 from .models import AuditHead, Case
 
@@ -35,6 +39,21 @@ from .models import AuditHead, Case
 def case_qs_select_for_update() -> QuerySet[Case]:
     """Return cases to lock, in key order; the rows joined by select_related stay unlocked."""
     return Case.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def user_qs_select_for_update() -> QuerySet:
+    """Return accounts to lock against other account changes, in key order.
+
+    FOR NO KEY UPDATE: a row that other tables point at (cases, decisions, events, tasks all name
+    a user) is never locked against their foreign-key checks, so no writer waits for an account
+    change, before or after its audit append.
+    """
+    return get_user_model().objects.order_by("pk").select_for_update(no_key=True, of=("self",))
+
+
+def api_token_qs_select_for_update() -> QuerySet[Token]:
+    """Return API tokens to lock, in key order (nothing points at a token)."""
+    return Token.objects.order_by("pk").select_for_update(of=("self",))
 
 
 def audit_head_qs_select_for_update() -> QuerySet[AuditHead]:

@@ -23,18 +23,26 @@ from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
-from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 from guardian.shortcuts import assign_perm
 from rest_framework.authtoken.models import Token
 
-from .access import ALLOWED, Permission
+from . import lock_objects
+from .access import (
+    may_administer_accounts,
+    may_change_account,
+    may_grant_flags,
+    may_manage_api_token,
+    may_set_flags,
+    may_set_password,
+    may_set_roles,
+)
 from .audit import audit_record
 from .audit.refusals import audits_refusals
 from .errors import DomainError
 from .models import AuditEvent, Team
 from .models.audit import Outcome
-from .transactions import joined, service_atomic
+from .transactions import service_atomic
 
 User = get_user_model()
 
@@ -52,71 +60,7 @@ def _user_of(kwargs: dict):
 
 def _locked_user(user):
     """Return the stored account, locked against other account changes (not against foreign-key checks)."""
-    return User.objects.order_by("pk").select_for_update(no_key=True, of=("self",)).get(pk=user.pk)
-
-
-# --- rules -----------------------------------------------------------------------------------
-
-
-def _is_self(actor, user) -> bool:
-    return actor is not None and user is not None and actor.pk is not None and actor.pk == user.pk
-
-
-def may_administer_accounts(actor) -> Permission:
-    """Return whether `actor` manages people's accounts at all (the system always does)."""
-    if actor is None:
-        return ALLOWED
-    if not (getattr(actor, "is_active", False) and getattr(actor, "is_staff", False)):
-        return Permission.deny("Only administrators manage people's accounts.")
-    if actor.is_superuser or actor.has_perm("auth.change_user"):
-        return ALLOWED
-    return Permission.deny("You may not change people's accounts.")
-
-
-def may_change_account(actor, user) -> Permission:
-    """Return whether `actor` may change `user`'s account; a superuser's only by a superuser."""
-    allowed = may_administer_accounts(actor)
-    if allowed and actor is not None and user.is_superuser and not actor.is_superuser:
-        return Permission.deny("Only a superuser changes a superuser's account.")
-    return allowed
-
-
-def may_set_roles(actor, user) -> Permission:
-    if _is_self(actor, user):
-        return Permission.deny("Nobody changes their own roles.")
-    return may_change_account(actor, user)
-
-
-def may_set_flags(actor, user, changed: Iterable[str]) -> Permission:
-    """Return whether `actor` may change these of `user`'s flags (active, staff, superuser)."""
-    if _is_self(actor, user):
-        return Permission.deny("Nobody changes their own active, staff or superuser status.")
-    allowed = may_change_account(actor, user)
-    if allowed and actor is not None and not actor.is_superuser and {"is_staff", "is_superuser"} & set(changed):
-        return Permission.deny("Only a superuser grants or removes staff or superuser status.")
-    return allowed
-
-
-def may_grant_flags(actor, *, is_staff: bool, is_superuser: bool) -> Permission:
-    """Return whether `actor` may create an account with these flags."""
-    allowed = may_administer_accounts(actor)
-    if allowed and actor is not None and not actor.is_superuser and (is_staff or is_superuser):
-        return Permission.deny("Only a superuser grants staff or superuser status.")
-    return allowed
-
-
-def may_set_password(actor, user) -> Permission:
-    """Everyone sets their own password; administrators set others' (a superuser's only a superuser)."""
-    if _is_self(actor, user):
-        return ALLOWED
-    return may_change_account(actor, user)
-
-
-def may_manage_api_token(actor, user) -> Permission:
-    """A person issues and revokes their own API token; administrators revoke anyone's."""
-    if _is_self(actor, user):
-        return ALLOWED
-    return may_change_account(actor, user)
+    return lock_objects.user_qs_select_for_update().get(pk=user.pk)
 
 
 # --- accounts --------------------------------------------------------------------------------
@@ -260,7 +204,7 @@ def user_account_update(
 
     Each part is written and audited by its own service; a refusal of any part changes nothing.
     """
-    with service_atomic(), joined():
+    with service_atomic():
         changed = bool(user_set_profile(actor=actor, user=user, **(profile or {})))
         changed = bool(user_set_flags(actor=actor, user=user, **(flags or {}))) or changed
         if roles is not None:
@@ -356,7 +300,7 @@ def auth_event_record(*, event: str, user=None, username: str = "", path: str = 
     if user is None and tried:
         user = User.objects.filter(**{User.USERNAME_FIELD: tried}).first()
     actor = user if outcome == Outcome.SUCCESS else None  # a failure is nobody's act but the caller's IP
-    with transaction.atomic():
+    with service_atomic():
         return audit_record(actor=actor, action=action, object_type="user",
                             object_id=user.pk if user is not None else "", outcome=outcome,
                             after={"username": tried, "path": str(path)[:200]})
@@ -404,7 +348,7 @@ def api_token_revoke(*, actor, user) -> bool:
     """Delete the user's API token; return whether there was one. Requests using it fail from now on."""
     may_manage_api_token(actor, user).require()
     with service_atomic():
-        token = Token.objects.select_for_update().filter(user=user).first()
+        token = lock_objects.api_token_qs_select_for_update().filter(user=user).first()
         if token is None:
             return False
         prefix = token_prefix(token.key)

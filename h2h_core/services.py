@@ -80,7 +80,7 @@ def customer_create(
         customer_since=customer_since,
     )
     customer.full_clean()
-    with transaction.atomic(durable=True):
+    with service_atomic():
         customer.save()
         audit_record(actor=actor, action="customer.created", object_type="customer", object_id=customer.pk,
                      after={"tier": tier, "customer_since": customer_since})

@@ -3,7 +3,8 @@
 The case row and the request row are the record and change only through their services. A process
 follows one of them: it holds the human task (the ownership task in the team queue) and the timers
 (service levels, the follow-up period, the approval windows) that `manage.py workflow_timers`
-fires. Every handler here calls a service; none writes a case or a request itself.
+fires. Every handler here calls a service; none writes a case or a request itself. Handlers run
+inside viewflow's transaction, and the services they call simply join it (`h2h_core.transactions`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from authority.models import RequestStatus
 from h2h_core import services as case_services
 from h2h_core.models import Case, CaseStatus
 from h2h_core.organisation import current_organisation
-from h2h_core.transactions import joined
 
 from . import conf, permissions
 from .models import CaseProcess, RequestProcess
@@ -66,7 +66,7 @@ def _sync_after_commit(case_id: int) -> None:
     Used when a timer finds that the case moved on through an entry point that bypassed the
     workflow (the case row is the record; the process follows it).
     """
-    from .services import case_flow_sync
+    from .adoption import case_flow_sync
 
     def sync():
         try:
@@ -152,8 +152,7 @@ class CaseFlow(flow.Flow):
     def _flag(self, activation, target: str) -> None:
         case = _case_of(activation)
         if case.is_open:
-            with joined():
-                case_services.case_sla_breach(case=case, target=target, tz=current_organisation().tz)
+            case_services.case_sla_breach(case=case, target=target, tz=current_organisation().tz)
         else:
             _sync_after_commit(case.pk)
 
@@ -175,9 +174,7 @@ class CaseFlow(flow.Flow):
     def close_case(self, activation) -> None:
         case = _case_of(activation)
         if case.status == CaseStatus.RESOLVED:
-            with joined():
-                case_services.case_close(actor=None, case=case,
-                                         reason="The follow-up period ended: closed by the timer.")
+            case_services.case_close(actor=None, case=case, reason="The follow-up period ended: closed by the timer.")
         elif case.is_open:  # reopened outside the workflow: this run ends, a new one takes over
             _sync_after_commit(case.pk)
 
@@ -237,10 +234,9 @@ class RequestFlow(flow.Flow):
         return self._request(activation).expires_at
 
     def to_fallback_pool(self, activation) -> None:
-        from .services import authority_request_offer_fallback
+        from .steps.requests import authority_request_offer_fallback
 
-        with joined():
-            authority_request_offer_fallback(request=self._request(activation))
+        authority_request_offer_fallback(request=self._request(activation))
 
     def expire_request(self, activation) -> None:
         """Expire through the authority service, in its own transaction once this one commits."""
@@ -253,7 +249,7 @@ class UpkeepFlow(flow.Flow):
     """Workflow upkeep
 
     Cases and authority requests opened through an entry point that bypassed the workflow layer
-    (the demo seed, an import, the API) are adopted at the next timer run, so their service levels,
+    (the demo seed, an import) are adopted at the next timer run, so their service levels,
     follow-up and approval windows run like everyone else's. One run a day, each watching for a day.
     """
 
@@ -273,15 +269,14 @@ class UpkeepFlow(flow.Flow):
         return activation.process.created + timedelta(days=1)
 
     def work_waiting(self, activation) -> bool:
-        from .services import unadopted_cases, unadopted_requests
+        from .adoption import unadopted_cases, unadopted_requests
 
         return unadopted_cases().exists() or unadopted_requests().exists()
 
     def adopt_work(self, activation) -> None:
-        from .services import adopt_waiting_work
+        from .adoption import adopt_waiting_work
 
-        with joined():
-            adopted = adopt_waiting_work()
+        adopted = adopt_waiting_work()
         activation.task.data = {**(activation.task.data or {}), "adopted": adopted}
         activation.task.save(update_fields=["data"])
 

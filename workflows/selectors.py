@@ -14,7 +14,7 @@ from h2h_core.models import Case, CaseEvent, Role
 
 from .flows import CaseFlow
 from .models import CaseProcess
-from .services import FINISHED
+from .process import FINISHED
 
 User = get_user_model()
 

@@ -111,10 +111,22 @@ def needs_lapsed_grant(question: Question, grants: Iterable[Grant]) -> bool:
 
 
 def choose_deciding_grant(question: Question, permits: list[Grant]) -> Grant | None:
+    """The permit that decides a question: the most specific level, then the most generous grant."""
     for level in LEVEL_ORDER:
         at_level = [grant for grant in permits if grant.level == level]
         if at_level:
             return max(at_level, key=lambda grant: _generosity(grant, question.currency))
+    return None
+
+
+def standing_grant(permits: list[Grant]) -> Grant | None:
+    """The permit that speaks for an agent outside any one case (what "my authority" and the people
+    page show): as `choose_deciding_grant`, preferring at each level a grant without a scope."""
+    for level in LEVEL_ORDER:
+        at_level = [grant for grant in permits if grant.level == level]
+        unscoped = [grant for grant in at_level if not grant.scope_categories and not grant.scope_tiers]
+        if at_level:
+            return max(unscoped or at_level, key=lambda grant: _generosity(grant, ""))
     return None
 
 

@@ -3,10 +3,12 @@
 Nothing here writes. Every function documents its query budget; the tests in tests/consoles assert
 it, because a console that costs one query per person or per row gets slow exactly when the
 organisation grows. Split by reader: people and approvals (managers), the dashboard, the decision
-log and change history (auditors), and the one keyset pager they share.
+log, the audit log and change history (auditors, and the API's lists of the same rows), and the one
+keyset pager they share.
 """
 
 from .approvals import approver_verdicts, inbox_for, over_by
+from .audit_log import AuditFilters, events_matching
 from .changes import grant_changes, grant_diff, sample_decisions
 from .dashboard import AgentFigures, Dashboard, team_dashboard
 from .decision_log import (
@@ -22,8 +24,9 @@ from .people import WARN_LEVELS, KindUsage, PersonAuthority, TrackRecord, people
 
 __all__ = [
     "COUNT_CAP", "OUTCOMES", "WARN_LEVELS",
-    "AgentFigures", "Dashboard", "DecisionFilters", "KindUsage", "Page", "PersonAuthority", "TrackRecord",
-    "approver_verdicts", "capped_count", "decisions_matching", "grant_changes", "grant_diff", "inbox_for",
-    "over_by", "people_authority", "refusals_matching", "sample_decisions", "seek_page", "team_dashboard",
-    "track_records",
+    "AgentFigures", "AuditFilters", "Dashboard", "DecisionFilters", "KindUsage", "Page", "PersonAuthority",
+    "TrackRecord",
+    "approver_verdicts", "capped_count", "decisions_matching", "events_matching", "grant_changes", "grant_diff",
+    "inbox_for", "over_by", "people_authority", "refusals_matching", "sample_decisions", "seek_page",
+    "team_dashboard", "track_records",
 ]

@@ -44,6 +44,9 @@ class DecisionFilters:
     case: int | None = None
     customer: str = ""
     grant: int | None = None
+    #: Exact instants (the API's): at or after `after`, before `before`; `date_from`/`date_to` are whole days.
+    after: datetime | None = None
+    before: datetime | None = None
 
     def as_query(self) -> dict[str, str]:
         """The filters as GET parameters (for links and exports that follow them)."""
@@ -51,6 +54,7 @@ class DecisionFilters:
             "agent": self.agent, "team": self.team, "kind": self.kind, "amount_min": self.amount_min,
             "amount_max": self.amount_max, "outcome": self.outcome, "date_from": self.date_from,
             "date_to": self.date_to, "case": self.case, "customer": self.customer, "grant": self.grant,
+            "after": self.after, "before": self.before,
         }
         return {key: str(value) for key, value in values.items() if value not in (None, "")}
 
@@ -63,19 +67,30 @@ OUTCOMES = (
 )
 
 
-def _day_bounds(filters: DecisionFilters) -> tuple[datetime | None, datetime | None]:
+def time_bounds(*, date_from: date | None = None, date_to: date | None = None, after: datetime | None = None,
+                before: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+    """Return the half-open span [start, end) the filters allow: whole days in the organisation's time zone
+    (`date_to` included), narrowed by exact instants."""
     tz = current_organisation().tz
-    start = end = None
-    if filters.date_from:
-        start = datetime.combine(filters.date_from, datetime.min.time(), tzinfo=tz)
-    if filters.date_to:
-        end = datetime.combine(filters.date_to + timedelta(days=1), datetime.min.time(), tzinfo=tz)
-    return start, end
+    starts, ends = [after] if after else [], [before] if before else []
+    if date_from:
+        starts.append(datetime.combine(date_from, datetime.min.time(), tzinfo=tz))
+    if date_to:
+        ends.append(datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tzinfo=tz))
+    return max(starts, default=None), min(ends, default=None)
 
 
-def decisions_matching(filters: DecisionFilters) -> QuerySet[Decision]:
-    """Executed decisions matching the filters, newest first (seek on the (executed_at, id) index)."""
-    qs = Decision.objects.all()
+def _bounds(filters: DecisionFilters) -> tuple[datetime | None, datetime | None]:
+    return time_bounds(date_from=filters.date_from, date_to=filters.date_to, after=filters.after,
+                       before=filters.before)
+
+
+def decisions_matching(filters: DecisionFilters, *, among: QuerySet[Decision] | None = None) -> QuerySet[Decision]:
+    """Executed decisions matching the filters, newest first (seek on the (executed_at, id) index).
+
+    `among`: the decisions the reader may see (the API's visibility queryset); default all of them.
+    """
+    qs = Decision.objects.all() if among is None else among
     if filters.agent:
         qs = qs.filter(agent__username=filters.agent)
     if filters.team:
@@ -90,7 +105,7 @@ def decisions_matching(filters: DecisionFilters) -> QuerySet[Decision]:
         qs = qs.filter(request__isnull=True)
     elif filters.outcome == "approved":
         qs = qs.filter(request__isnull=False)
-    start, end = _day_bounds(filters)
+    start, end = _bounds(filters)
     if start:
         qs = qs.filter(executed_at__gte=start)
     if end:
@@ -117,7 +132,7 @@ def refusals_matching(filters: DecisionFilters) -> QuerySet[AuditEvent]:
         qs = qs.alias(asked=amount).filter(asked__gte=filters.amount_min)
     if filters.amount_max is not None:
         qs = qs.alias(asked=amount).filter(asked__lte=filters.amount_max)
-    start, end = _day_bounds(filters)
+    start, end = _bounds(filters)
     if start:
         qs = qs.filter(occurred_at__gte=start)
     if end:

@@ -29,7 +29,7 @@ from authority.models import (
     RequestStatus,
     ReviewFlag,
 )
-from authority.policy.evaluation import LEVEL_ORDER
+from authority.policy.evaluation import standing_grant
 from h2h_core.models import Case, CaseEvent, Role, Team
 from h2h_core.organisation import current_organisation
 
@@ -75,16 +75,6 @@ class PersonAuthority:
         return max(rated, key=lambda row: row.percent) if rated else None
 
 
-def _deciding_grant(permits: list[Grant]) -> Grant | None:
-    """The grant that decides outside any case scope: as selectors.authority_summary chooses it."""
-    for level in LEVEL_ORDER:
-        at_level = [g for g in permits if g.level == level and not g.scope_categories and not g.scope_tiers]
-        at_level = at_level or [g for g in permits if g.level == level]
-        if at_level:
-            return max(at_level, key=lambda g: (g.per_case_limit or Decimal("Infinity"), -g.pk))
-    return None
-
-
 def people_authority(people, *, at: datetime | None = None) -> list[PersonAuthority]:
     """Return, for each person, per kind: deciding grant, limit, used, left, reset (constant queries).
 
@@ -120,7 +110,7 @@ def people_authority(people, *, at: datetime | None = None) -> list[PersonAuthor
         row = PersonAuthority(user=person, teams=teams_of[person.pk], roles=[r.name for r in roles_of[person.pk]])
         for kind in kinds:
             of_kind = [g for g in mine if g.kind_id == kind.pk]
-            deciding = _deciding_grant([g for g in of_kind if g.effect == Effect.PERMIT])
+            deciding = standing_grant([g for g in of_kind if g.effect == Effect.PERMIT])
             entry = KindUsage(kind=kind, deciding=deciding,
                               suspensions=[g for g in of_kind if g.effect == Effect.FORBID])
             start = periods.bucket_start(deciding.period, at, tz) if deciding else None

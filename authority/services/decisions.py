@@ -22,6 +22,7 @@ from h2h_core.lock_objects import case_qs_select_for_update
 from h2h_core.models import Case, CaseEvent
 from h2h_core.models.audit import Outcome
 from h2h_core.services import case_require_owner
+from h2h_core.transactions import outermost, service_atomic
 
 from .usage import usage_consume
 
@@ -94,7 +95,8 @@ def decision_execute(
     Under the case's row lock the verdict is evaluated and every counter it names is raised with a
     conditional UPDATE; the decision, its outbox record and its audit event are written in the same
     transaction. A refusal rolls all of that back and commits only its own audit event, then raises
-    AuthorityDenied (or the domain error that refused it).
+    AuthorityDenied (or the domain error that refused it). Inside a caller's transaction it joins it,
+    and a refusal aborts the whole of it (the caller records the refusal).
     """
     if not isinstance(rationale, str) or not rationale.strip():
         raise ValidationError({"rationale": "Say why: the rationale is part of the record."})
@@ -107,18 +109,20 @@ def decision_execute(
     if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
     roles = actor_roles(actor)  # read before any lock: the case lock is held for less
+    alone = outermost()  # inside a caller's transaction an error aborts it: nothing more can be read or written
     try:
-        with transaction.atomic(durable=True):
+        with service_atomic():
             return _execute_locked(actor=actor, roles=roles, case=case, kind=kind, amount=amount, currency=currency,
                                    rationale=rationale, key=key, fingerprint=fingerprint)
     except IntegrityError:
         # The same key committed by a concurrent call on another case: report it as a replay.
-        if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
+        if alone and key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
             return existing
         raise
     except _Refused as refused:
-        _record_refusal(actor=actor, case=case, kind=kind, amount=amount, currency=currency, rationale=rationale,
-                        refused=refused)
+        if alone:  # else the caller's transaction rolls back, and the caller records the refusal
+            _record_refusal(actor=actor, case=case, kind=kind, amount=amount, currency=currency,
+                            rationale=rationale, refused=refused)
         raise refused.error from None
 
 
@@ -179,7 +183,7 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
 
 def _record_refusal(*, actor, case, kind, amount, currency, rationale, refused: _Refused) -> None:
     asked = {"case_id": case.pk, "kind": kind.code, "amount": amount, "currency": currency}
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         audit_record(
             actor=actor,
             action="decision.refused",

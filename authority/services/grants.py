@@ -9,7 +9,6 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -21,6 +20,7 @@ from authority.quantities import known_currency, parse_amount
 from h2h_core.audit import audit_record
 from h2h_core.audit.refusals import audits_refusals, grant_of
 from h2h_core.models import CaseCategory, CustomerTier, Team
+from h2h_core.transactions import service_atomic
 
 User = get_user_model()
 
@@ -199,7 +199,7 @@ def grant_create(
         raise ValidationError({"reason": "Say why this authority is given."})
     require_may_grant(actor, user=user, team=team, role=role)
     terms = validate_terms(kind=kind, terms=terms)
-    with transaction.atomic(durable=True):
+    with service_atomic():
         grant = _new_version(actor=actor, kind=kind, terms=terms, reason=reason.strip(), user=user, team=team,
                              role=role, previous=None)
         action = "grant.pending" if grant.status == GrantStatus.PENDING else "grant.created"
@@ -215,7 +215,7 @@ def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str) -> Gran
         raise ValidationError({"reason": "Say why the authority changes."})
     require_may_grant(actor, user=grant.subject_user, team=grant.subject_team, role=grant.subject_role)
     terms = validate_terms(kind=grant.kind, terms=terms)
-    with transaction.atomic(durable=True):
+    with service_atomic():
         current = grant_qs_select_for_update().select_related("kind").get(pk=grant.pk)
         grant_changeable(current).require()
         new = _new_version(actor=actor, kind=current.kind, terms=terms, reason=reason.strip(),
@@ -237,7 +237,7 @@ def grant_confirm(*, actor, grant: Grant) -> Grant:
 
     Refused when the version it would replace has ended meanwhile (authority.policy.grants.may_confirm).
     """
-    with transaction.atomic(durable=True):
+    with service_atomic():
         # The version it replaces, then the change: key order, as grant_end locks them.
         locked = {row.pk: row for row in grant_qs_select_for_update().select_related("kind")
                   .filter(pk__in=[pk for pk in (grant.supersedes_id, grant.pk) if pk is not None])}
@@ -265,7 +265,7 @@ def grant_reject(*, actor, grant: Grant, reason: str) -> Grant:
     """The second manager rejects a pending grant; the previous version stays in force."""
     if not reason or not reason.strip():
         raise ValidationError({"reason": "Say why the change is rejected."})
-    with transaction.atomic(durable=True):
+    with service_atomic():
         pending = grant_qs_select_for_update().select_related("kind").get(pk=grant.pk)
         may_check(actor, pending).require()
         before = grant_snapshot(pending)
@@ -291,7 +291,7 @@ def grant_end(*, actor, grant: Grant, reason: str) -> Grant:
     if not reason or not reason.strip():
         raise ValidationError({"reason": "Say why the authority ends."})
     require_may_grant(actor, user=grant.subject_user, team=grant.subject_team, role=grant.subject_role)
-    with transaction.atomic(durable=True):
+    with service_atomic():
         current = grant_qs_select_for_update().select_related("kind").get(pk=grant.pk)
         grant_endable(current).require()
         # Its changes were written after it, so their keys are higher: key order, as in grant_confirm.
@@ -327,7 +327,7 @@ def exchange_rate_set(*, actor, base: str, quote: str, rate, valid_on) -> Exchan
         raise ValidationError({"rate": "The rate must be a positive, finite number."})
     if ExchangeRate.objects.filter(base=base, quote=quote, valid_on=valid_on).exists():
         raise ValidationError({"valid_on": f"A {base}/{quote} rate for {valid_on} exists already."})
-    with transaction.atomic(durable=True):
+    with service_atomic():
         row = ExchangeRate.objects.create(base=base, quote=quote, rate=value, valid_on=valid_on)
         audit_record(actor=actor, action="exchange_rate.set", object_type="exchange_rate", object_id=row.pk,
                      after={"base": base, "quote": quote, "rate": value, "valid_on": valid_on})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -14,6 +13,7 @@ from authority.models import Decision, Delegation, ReviewFlag
 from authority.policy import is_auditor, is_manager, validate_instant
 from h2h_core.audit import audit_record
 from h2h_core.errors import AlreadyDecided, NotAllowed
+from h2h_core.transactions import service_atomic
 
 MAX_DELEGATION_DAYS = 92
 
@@ -75,7 +75,7 @@ def delegation_create(*, actor, delegate, starts_at: datetime, ends_at: datetime
     if errors:
         raise ValidationError(errors)
     reason = (reason or "").strip()
-    with transaction.atomic(durable=True):
+    with service_atomic():
         overlapping = Delegation.objects.filter(
             manager=actor, revoked_at__isnull=True, starts_at__lt=ends_at, ends_at__gt=starts_at
         ).exists()
@@ -92,7 +92,7 @@ def delegation_revoke(*, actor, delegation: Delegation) -> Delegation:
     """End a delegation now (the manager who gave it, or a superuser)."""
     if actor.pk != delegation.manager_id and not actor.is_superuser:
         raise NotAllowed("Only the manager who delegated may revoke the delegation.")
-    with transaction.atomic(durable=True):
+    with service_atomic():
         current = delegation_qs_select_for_update().get(pk=delegation.pk)
         now = timezone.now()
         if current.revoked_at is not None or current.ends_at <= now:
@@ -116,7 +116,7 @@ def review_flag_create(*, actor, decision: Decision, severity: str, finding: str
     finding = finding.strip()
     if len(finding) > 4000:
         raise ValidationError({"finding": "Keep the finding under 4,000 characters."})
-    with transaction.atomic(durable=True):
+    with service_atomic():
         flag = ReviewFlag.objects.create(decision_id=decision.pk, auditor=actor, severity=severity, finding=finding,
                                          created_at=timezone.now())
         audit_record(actor=actor, action="review_flag.created", object_type="decision", object_id=decision.pk,

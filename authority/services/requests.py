@@ -27,6 +27,7 @@ from h2h_core.audit.refusals import audits_refusals, case_of, request_of
 from h2h_core.lock_objects import case_qs_select_for_update
 from h2h_core.models import Case, CaseEvent
 from h2h_core.services import case_require_owner
+from h2h_core.transactions import service_atomic
 
 from .grants import grant_snapshot
 from .usage import usage_consume
@@ -84,7 +85,7 @@ def authority_request_open(
         raise NotAllowed(pool.reason)
     verdict = policy.with_pool(verdict, pool)
     now = timezone.now()
-    with transaction.atomic(durable=True):
+    with service_atomic():
         case = case_qs_select_for_update().get(pk=case.pk)
         case_require_owner(case=case, actor=actor)
         if AuthorityRequest.objects.filter(case=case, kind=kind, requester=actor, status=RequestStatus.OPEN).exists():
@@ -123,7 +124,7 @@ def authority_request_approve(*, actor, request: AuthorityRequest, note: str = "
     (policy.may_approve, asked under the request's lock); the amount counts against the approver's
     period usage (rule 3a). Deciding a request twice is refused, never repeated.
     """
-    with transaction.atomic(durable=True):
+    with service_atomic():
         request = _locked_open_request(request)
         if request.expires_at <= timezone.now():
             raise AlreadyDecided("This request has expired; the agent can ask again.")
@@ -171,7 +172,7 @@ def authority_request_reject(*, actor, request: AuthorityRequest, note: str) -> 
     """Reject with a reason the agent will read."""
     if not isinstance(note, str) or not note.strip():
         raise ValidationError({"note": "Give the agent a reason for the rejection."})
-    with transaction.atomic(durable=True):
+    with service_atomic():
         request = _locked_open_request(request)
         policy.may_reject(actor, request).require()
         before = request_snapshot(request)
@@ -190,7 +191,10 @@ def authority_request_reject(*, actor, request: AuthorityRequest, note: str) -> 
 
 
 def authority_requests_expire(*, now=None) -> int:
-    """Mark open requests past their expiry as expired (run by the timers); return how many."""
+    """Mark open requests past their expiry as expired (run by the timers); return how many.
+
+    A loop of units of work, each request in its own durable transaction: it is never nested.
+    """
     now = now or timezone.now()
     expired = 0
     for pk in AuthorityRequest.objects.filter(status=RequestStatus.OPEN, expires_at__lte=now).values_list(

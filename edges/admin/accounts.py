@@ -39,7 +39,6 @@ from edges.admin.base import ReadOnlyAdmin
 from edges.web.service_calls import error_text
 from h2h_core import people
 from h2h_core.errors import DomainError
-from h2h_core.transactions import joined
 
 User = get_user_model()
 
@@ -65,9 +64,9 @@ class AccountAdmin(DjangoUserAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         try:
-            # The admin's transaction is open: the services join it, inside a savepoint, so a
+            # The admin's transaction is open: the services join it, inside this savepoint, so a
             # refusal rolls back this form's changes and leaves the transaction usable.
-            with transaction.atomic(), joined():
+            with transaction.atomic():
                 if change:
                     people.user_account_update(
                         actor=request.user,
@@ -95,8 +94,7 @@ class AccountAdmin(DjangoUserAdmin):
         setattr(request, _REFUSED, True)
         self.message_user(request, f"Nothing was changed: {error_text(error)}", messages.ERROR)
         if isinstance(error, DomainError):  # bad input is not a refusal, and is not recorded
-            with joined():
-                people.user_refusal_record(actor=request.user, user=user, action=action, error=error)
+            people.user_refusal_record(actor=request.user, user=user, action=action, error=error)
 
     def log_addition(self, request, obj, message):
         if not _refused(request):

@@ -21,7 +21,6 @@ from authority.services.integration import webhook_endpoint_save
 from edges.admin.base import ReadOnlyAdmin
 from edges.web.service_calls import error_text
 from h2h_core.errors import DomainError
-from h2h_core.transactions import joined
 
 
 @admin.register(AuthorityKind)
@@ -103,8 +102,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # The admin's change form already runs in a transaction: the service joins it.
-        with joined():
-            webhook_endpoint_save(actor=request.user, endpoint=obj, secret_changed="secret" in form.changed_data)
+        webhook_endpoint_save(actor=request.user, endpoint=obj, secret_changed="secret" in form.changed_data)
 
 
 @admin.register(WebhookDelivery)

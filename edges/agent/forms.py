@@ -4,6 +4,8 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from authority.models import AuthorityKind
+from edges.web.forms import currency_choices
 from h2h_core.amounts import AmountFormField
 from h2h_core.models import CaseCategory, Customer
 
@@ -37,3 +39,25 @@ class ReopenForm(forms.Form):
 class RatingForm(forms.Form):
     rating = forms.TypedChoiceField(choices=[(n, str(n)) for n in range(1, 6)], coerce=int,
                                     widget=forms.RadioSelect, label="Your rating")
+
+
+class DecisionForm(forms.Form):
+    kind = forms.ModelChoiceField(queryset=AuthorityKind.objects.order_by("name"), to_field_name="code",
+                                  empty_label=None)
+    amount = AmountFormField()
+    currency = forms.ChoiceField(choices=currency_choices, required=False)
+    rationale = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+
+
+class RequestForm(forms.Form):
+    kind = forms.ModelChoiceField(queryset=AuthorityKind.objects.all(), to_field_name="code", widget=forms.HiddenInput)
+    amount = AmountFormField(widget=forms.HiddenInput)
+    currency = forms.ChoiceField(choices=currency_choices, required=False, widget=forms.HiddenInput)
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+
+class ResolveForm(forms.Form):
+    summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+
+
+# --- the consoles --------------------------------------------------------------------------------

@@ -25,8 +25,15 @@ from authority.policy import permissions as policy_permissions
 from authority.policy.verdict import Verdict
 from authority.quantities import format_quantity
 from authority.services import decision_execute
-from edges.agent.forms import CaseIntakeForm, HandoverForm, RatingForm, ReopenForm
-from edges.forms import DecisionForm, RequestForm, ResolveForm
+from edges.agent.forms import (
+    CaseIntakeForm,
+    DecisionForm,
+    HandoverForm,
+    RatingForm,
+    ReopenForm,
+    RequestForm,
+    ResolveForm,
+)
 from edges.web.service_calls import error_text, run_service
 from h2h_core.access import may_act_as_owner, may_claim, may_hand_over, may_reopen
 from h2h_core.audit import canonical_json, snapshot_value

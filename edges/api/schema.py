@@ -6,7 +6,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from edges.api.serializers import ErrorSerializer
+from edges.api.serializers.common import ErrorSerializer
 
 ERRORS_EVERYWHERE = {
     "400": "Invalid input (query string, body or header); `details` names the fields.",

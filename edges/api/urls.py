@@ -4,25 +4,25 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from edges.api import views
 from edges.api.errors import not_found_json
 from edges.api.schema import SwaggerUI
+from edges.api.views import audit, auth, cases, decisions, grants, requests
 
 router = SimpleRouter()
-router.register("cases", views.CaseViewSet, basename="case")
-router.register("decisions", views.DecisionViewSet, basename="decision")
-router.register("authority-requests", views.AuthorityRequestViewSet, basename="authority-request")
-router.register("grants", views.GrantViewSet, basename="grant")
-router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+router.register("cases", cases.CaseViewSet, basename="case")
+router.register("decisions", decisions.DecisionViewSet, basename="decision")
+router.register("authority-requests", requests.AuthorityRequestViewSet, basename="authority-request")
+router.register("grants", grants.GrantViewSet, basename="grant")
+router.register("audit-events", audit.AuditEventViewSet, basename="audit-event")
 
 app_name = "api"
 
 v1 = [
-    path("auth/token/", views.TokenView.as_view(), name="token"),
-    path("me/", views.MeView.as_view(), name="me"),
-    path("authority-kinds/", views.KindList.as_view(), name="authority-kinds"),
-    path("authority-check/", views.AuthorityCheck.as_view(), name="authority-check"),
-    path("audit-verify/", views.AuditVerify.as_view(), name="audit-verify"),
+    path("auth/token/", auth.TokenView.as_view(), name="token"),
+    path("me/", auth.MeView.as_view(), name="me"),
+    path("authority-kinds/", decisions.KindList.as_view(), name="authority-kinds"),
+    path("authority-check/", decisions.AuthorityCheck.as_view(), name="authority-check"),
+    path("audit-verify/", audit.AuditVerify.as_view(), name="audit-verify"),
     *router.urls,
 ]
 

@@ -9,7 +9,7 @@ offsetting, so they stay fast at millions of rows (docs/consoles.md).
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -26,8 +26,9 @@ from authority.models import AuthorityKind, AuthorityRequest, Decision, Grant, G
 from authority.policy import is_auditor
 from authority.services.oversight import review_flag_create
 from edges.auditor import exports
-from edges.forms import AuthorityAtForm, DecisionFilterForm, ReviewFlagForm, SampleForm, case_number
+from edges.auditor.forms import AuthorityAtForm, DecisionFilterForm, ReviewFlagForm, SampleForm
 from edges.web.console import auditor_console
+from edges.web.forms import case_number
 from edges.web.service_calls import run_service
 from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead
 from h2h_core.organisation import current_organisation
@@ -40,31 +41,24 @@ EVENT_FILTERS = ("action", "actor", "object_type", "object_id", "outcome", "date
 
 
 def _events_matching(params) -> tuple:
-    """Audit events filtered by GET parameters; returns (queryset, the filters used)."""
-    events = AuditEvent.objects.order_by("-seq")
-    filters = {}
-    for param, lookup in (("action", "action"), ("actor", "actor_username"), ("object_type", "object_type"),
-                          ("object_id", "object_id"), ("outcome", "outcome")):
+    """Audit events filtered by GET parameters (reports.events_matching); returns (queryset, the filters used)."""
+    filters, given = {}, {}
+    for param in ("action", "actor", "object_type", "object_id", "outcome"):
         value = params.get(param, "").strip()
         if value:
-            filters[param] = value
-            events = events.filter(**{lookup: value})
+            filters[param] = given[param] = value
     number = case_number(params.get("case", ""))
     if number:
-        filters["case"] = str(number)
-        events = events.filter(object_type="case", object_id=str(number))
-    tz = current_organisation().tz
-    for param, lookup, shift in (("date_from", "occurred_at__gte", 0), ("date_to", "occurred_at__lt", 1)):
+        filters["case"], given["case"] = str(number), number
+    for param in ("date_from", "date_to"):
         value = params.get(param, "").strip()
         try:
             day = datetime.strptime(value, "%Y-%m-%d").date() if value else None
         except ValueError:
             day = None
         if day:
-            filters[param] = value
-            events = events.filter(**{lookup: datetime.combine(day + timedelta(days=shift), datetime.min.time(),
-                                                                tzinfo=tz)})
-    return events, filters
+            filters[param], given[param] = value, day
+    return reports.events_matching(reports.AuditFilters(**given)), filters
 
 
 @auditor_console

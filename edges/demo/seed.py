@@ -25,18 +25,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -68,9 +64,11 @@ from edges.demo.cast import (
 )
 from edges.demo.clock import VirtualClock, running_on
 from edges.demo.plan import PERIOD_RESERVE, STEP_EVENT, CasePlan, Step, build_plan
+from edges.demo.report import SeedReport, sqlite_commits_without_fsync
 from h2h_core import access
 from h2h_core.errors import DomainError
 from h2h_core.models import AuditEvent, Case, CaseEvent, Customer, Team
+from h2h_core.people import user_create
 from h2h_core.services import (
     case_add_note,
     case_claim,
@@ -96,32 +94,6 @@ TEMPORARY_RAISE_AGE_DAYS = 5
 # --- applying the plan -----------------------------------------------------------------------
 
 
-SUMMARY_LABELS = (
-    ("users", "user", "users"), ("roles set", "role assignment", "role assignments"), ("teams", "team", "teams"),
-    ("team members", "team member", "team members"), ("team managers", "team manager", "team managers"),
-    ("exchange rates", "exchange rate", "exchange rates"), ("grants", "grant", "grants"),
-    ("grants confirmed", "confirmation", "confirmations"), ("grant changes", "grant change", "grant changes"),
-    ("customers", "customer", "customers"), ("cases", "case", "cases"), ("case steps", "case step", "case steps"),
-    ("decisions", "decision", "decisions"), ("refusals", "refused decision", "refused decisions"),
-    ("authority requests", "authority request", "authority requests"),
-    ("skipped", "step skipped by the rules", "steps skipped by the rules"),
-)
-
-
-@dataclass
-class SeedReport:
-    created: Counter = field(default_factory=Counter)
-    audit_events: int = 0
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        if not sum(self.created.values()):
-            return f"Demo data already seeded: nothing to do ({self.seconds:.1f} s)."
-        parts = [f"{self.created[key]} {singular if self.created[key] == 1 else plural}"
-                 for key, singular, plural in SUMMARY_LABELS if self.created[key]]
-        return f"Seeded {', '.join(parts)}; {self.audit_events} audit events in {self.seconds:.1f} s."
-
-
 class _Seeder:
     def __init__(self, *, scale: float, now: datetime, clock: VirtualClock):
         self.now = now
@@ -144,16 +116,12 @@ class _Seeder:
 
     def people(self) -> None:
         self.load_users()
-        password = None
         for person in PEOPLE:
             if person.username in self.users:
                 continue
-            password = password or make_password(PASSWORD)  # hash once: it is the slow part
-            User.objects.create(
-                username=person.username, email=f"{person.username}@example.com", first_name=person.first_name,
-                last_name=person.last_name, password=password, is_staff=person.superuser,
-                is_superuser=person.superuser,
-            )
+            user_create(actor=None, username=person.username, password=PASSWORD,
+                        email=f"{person.username}@example.com", first_name=person.first_name,
+                        last_name=person.last_name, is_staff=person.superuser, is_superuser=person.superuser)
             self.report.created["users"] += 1
         self.load_users()
         admin = self.users["admin"]
@@ -415,27 +383,6 @@ class _Seeder:
         self.report.created["decisions"] += 1
 
 
-@contextmanager
-def _sqlite_commits_without_fsync() -> Iterator[None]:
-    """On SQLite, skip the fsync of each of the ~1,700 commits while seeding (this connection only).
-
-    The commits dominate the run on a busy disk; demo data needs no protection against a power cut
-    in the middle of seeding (run it again), and the setting is restored afterwards.
-    """
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA synchronous")
-        previous = int(cursor.fetchone()[0])
-        cursor.execute("PRAGMA synchronous = OFF")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA synchronous = {previous}")
-
-
 def seed_demo(*, scale: float = 1.0, now: datetime | None = None) -> SeedReport:
     """Create whatever of the demo organisation is missing, through the services; return what was made.
 
@@ -449,7 +396,7 @@ def seed_demo(*, scale: float = 1.0, now: datetime | None = None) -> SeedReport:
     if last_recorded:
         clock.advance_to(min(last_recorded, now))  # a second run continues where the chain ends
     seeder = _Seeder(scale=scale, now=now, clock=clock)
-    with _sqlite_commits_without_fsync(), running_on(clock):
+    with sqlite_commits_without_fsync(), running_on(clock):
         seeder.people()
         seeder.organisation()
         seeder.exchange_rates()

@@ -12,12 +12,13 @@ from django.views.decorators.http import require_POST
 
 from authority import policy, reports, selectors
 from authority.models import AuthorityRequest, Grant, GrantStatus
-from authority.services import authority_request_approve, authority_request_reject, grant_confirm, grant_reject
+from authority.services import grant_confirm, grant_reject
 from authority.services.grants import needs_confirmation
-from edges.forms import NoteForm
+from edges.manager.forms import NoteForm
 from edges.web.console import manager_console
 from edges.web.service_calls import run_service
 from h2h_core.organisation import current_organisation
+from workflows.services import authority_request_flow_approve, authority_request_flow_reject
 
 INBOX_LIMIT = 100
 
@@ -62,9 +63,9 @@ def _request_for(user, pk: int) -> AuthorityRequest:
 
 
 REQUEST_DECISIONS = {
-    "approve": (lambda user, found, note: authority_request_approve(actor=user, request=found, note=note),
+    "approve": (lambda user, found, note: authority_request_flow_approve(actor=user, request=found, note=note),
                 "Approved: {requester} can now execute it on {reference}."),
-    "reject": (lambda user, found, note: authority_request_reject(actor=user, request=found, note=note),
+    "reject": (lambda user, found, note: authority_request_flow_reject(actor=user, request=found, note=note),
                "Rejected; {requester} sees your reason on {reference}."),
 }
 

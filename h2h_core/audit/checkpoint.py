@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
 from django.utils import timezone
 
 from h2h_core.lock_objects import audit_head_qs_select_for_update
 from h2h_core.models import AuditCheckpoint
+from h2h_core.transactions import service_atomic
 
 from .chain import GENESIS_HASH
 from .record import audit_record
@@ -124,7 +124,7 @@ def audit_checkpoint_create(*, actor=None) -> AuditCheckpoint:
     key = load_signing_key()  # read and parse the key before taking the lock
     public_pem = public_key_pem(key)
     fingerprint = key_fingerprint(key.public_key())
-    with transaction.atomic(durable=True):
+    with service_atomic():
         head = audit_head_qs_select_for_update().filter(pk=1).first()
         checkpoint = AuditCheckpoint(
             seq=head.seq if head else 0,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from h2h_core.errors import DomainError
 from h2h_core.models.audit import Outcome
+from h2h_core.transactions import outermost
 
 from .record import audit_record
 
@@ -16,19 +17,20 @@ from .record import audit_record
 def audits_refusals(action: str, *, object_type: str, object_from: Callable[[dict], object] | None = None):
     """Decorate a service so a DomainError it raises is committed as a `<action>.refused` event.
 
-    The service's own transaction has rolled back by then, so the refusal is written in a new one.
-    Only the outermost refused service records: inside a caller's transaction (a composed workflow
-    step) the caller's own decorator does, once. `object_from(kwargs)` names the object.
+    Called alone, the service's transaction has rolled back by then, so the refusal is written in a
+    new one. Called inside a caller's transaction (a workflow step, the admin's form), the refusal
+    aborts that transaction too, so only the outermost caller records it, once: the step's own
+    decorator, or the edge that opened the transaction. `object_from(kwargs)` names the object.
     """
 
     def decorate(service):
         @functools.wraps(service)
         def wrapper(*args, **kwargs):
+            if not outermost():
+                return service(*args, **kwargs)
             try:
                 return service(*args, **kwargs)
             except DomainError as error:
-                if not _outermost():
-                    raise
                 target = object_from(kwargs) if object_from else None
                 with transaction.atomic():
                     audit_record(
@@ -45,11 +47,6 @@ def audits_refusals(action: str, *, object_type: str, object_from: Callable[[dic
         return wrapper
 
     return decorate
-
-
-def _outermost() -> bool:
-    """True when no transaction is open, test-case wrappers aside (as Django's durability check)."""
-    return all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
 
 
 def case_of(kwargs: dict):

@@ -41,7 +41,7 @@ def ask(on_case):
 ])
 def test_a_request_that_loses_a_lock_race_is_a_409_with_retry_after(as_alice, case_owned_by_alice, error):
     # given the request service loses a race for a lock (the database rolled it back)
-    with mock.patch("edges.api.views.authority_request_open", side_effect=error()):
+    with mock.patch("workflows.steps.requests.authority_request_open", side_effect=error()):
         # when alice opens a request
         response = as_alice.post(REQUESTS, ask(case_owned_by_alice), format="json")
     # then the API says "try again" in its error shape, with Retry-After, and nothing was created
@@ -55,7 +55,7 @@ def test_a_request_that_loses_a_lock_race_is_a_409_with_retry_after(as_alice, ca
 def test_other_database_errors_stay_a_500(as_alice, case_owned_by_alice):
     # given the service fails with a database error that is not contention
     failure = driver_error(psycopg.errors.DiskFull, "could not extend file")
-    with mock.patch("edges.api.views.authority_request_open", side_effect=failure):
+    with mock.patch("workflows.steps.requests.authority_request_open", side_effect=failure):
         response = as_alice.post(REQUESTS, ask(case_owned_by_alice), format="json")
     # then it is still reported as our failure, not as something to retry
     assert_error_shape(response, 500, "server_error")
@@ -67,7 +67,7 @@ def test_a_contended_request_releases_its_idempotency_key_so_the_retry_runs(as_a
                                                                             maria_may_refund_5000):
     # given the first attempt with a key loses a lock race
     deadlock = driver_error(psycopg.errors.DeadlockDetected, "deadlock detected")
-    with mock.patch("edges.api.views.authority_request_open", side_effect=deadlock):
+    with mock.patch("workflows.steps.requests.authority_request_open", side_effect=deadlock):
         first = as_alice.post(REQUESTS, ask(case_owned_by_alice), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert first.status_code == 409
     assert IdempotencyRecord.objects.count() == 0

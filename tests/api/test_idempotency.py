@@ -155,7 +155,7 @@ def test_an_unexpected_error_is_a_500_in_the_error_shape_and_releases_the_key(as
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("edges.api.views.decision_execute", broken)
+    monkeypatch.setattr("edges.api.views.decisions.decision_execute", broken)
     # when a decision is posted with a key
     response = as_alice.post(DECISIONS, refund(case_owned_by_alice), format="json", HTTP_IDEMPOTENCY_KEY="k")
     # then the answer is a 500 in the one error shape, without the internals, and the key is free again

@@ -114,3 +114,39 @@ def test_listing_requests_costs_the_same_queries_for_5_or_30_rows(as_alice, as_m
         with django_assert_max_num_queries(8):
             response = client.get(f"{REQUESTS}?page_size=50")
         assert len(response.json()["results"]) == rows
+
+
+# --- through the request's flow: the process layer is the only write path -------------------------
+
+
+def approval_tasks(request_id) -> dict[str, str]:
+    from workflows.models import RequestProcess
+
+    process = RequestProcess.objects.get(request_id=request_id)
+    return {"process": process.status,
+            **{task.flow_task.name: task.status for task in process.task_set.order_by("pk")}}
+
+
+def test_a_request_opened_through_the_api_starts_its_flow_at_once(opened):
+    # then its process waits for the team's managers, with the team window armed: no timer run needed
+    tasks = approval_tasks(opened["id"])
+    assert tasks["process"] == "NEW"
+    assert tasks["team_approval"] == "NEW" and tasks["team_approval__timeout"] == "SCHEDULED"
+
+
+@pytest.mark.parametrize(("verb", "note"), [("approve", ""), ("reject", "Over policy")])
+def test_deciding_through_the_api_ends_the_approval_wait_at_once(opened, as_maria, verb, note):
+    # when maria decides the request
+    response = as_maria.post(f"{REQUESTS}{opened['id']}/{verb}/", {"note": note}, format="json")
+    assert response.status_code == 200, response.json()
+    # then, without a timer run, the approval task is done, its timer cancelled, the process over
+    tasks = approval_tasks(opened["id"])
+    assert tasks["team_approval"] == "DONE" and tasks["team_approval__timeout"] == "CANCELED"
+    assert tasks["process"] == "DONE"
+
+
+def test_a_refused_decision_leaves_the_approval_wait_as_it_was(opened, as_alice):
+    response = as_alice.post(f"{REQUESTS}{opened['id']}/approve/", {}, format="json")
+    assert_error_shape(response, 403)
+    tasks = approval_tasks(opened["id"])
+    assert tasks["process"] == "NEW" and tasks["team_approval"] == "NEW"

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from authority import periods, usage
@@ -402,3 +403,19 @@ def test_without_an_exchange_rate_a_foreign_currency_decision_is_refused(alice, 
     assert "No exchange rate from GBP to EUR" in refused.value.verdict.reasons[0]
     assert_refusal_recorded_and_nothing_changed(before, audit_before=audit_before, actor=alice,
                                                 case=case_owned_by_alice)
+
+
+# --- inside a caller's transaction ---------------------------------------------------------------
+
+
+def test_a_decision_refused_inside_a_callers_transaction_aborts_all_of_it(alice, case_owned_by_alice, refund):
+    # given alice may refund 500 per case
+    grant_refund(alice)
+    before, audit_before = state(), audit_seq()
+    # when the caller's transaction decides 400 and then 200 more (over the per-case limit)
+    with pytest.raises(AuthorityDenied), transaction.atomic():
+        execute(alice, case_owned_by_alice, "400")
+        execute(alice, case_owned_by_alice, "200")
+    # then the first decision was rolled back too, and the refusal is left to the caller to record
+    assert state() == before
+    assert audit_seq() == audit_before

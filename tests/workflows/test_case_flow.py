@@ -9,10 +9,8 @@ from django.core.management import call_command
 from django.db import transaction
 from viewflow.workflow.status import PROCESS
 
-from h2h_core import services as case_services
 from h2h_core.errors import CaseNotOpen, NotAllowed, NotCaseOwner
 from h2h_core.models import AuditEvent, CaseEvent, CaseStatus, Role
-from h2h_core.transactions import composed
 from tests.factories import CaseFactory, UserFactory
 from workflows import services
 from workflows.models import CaseProcess
@@ -207,7 +205,7 @@ def test_a_step_is_one_transaction_when_the_flow_cannot_advance_nothing_is_writt
     def broken(process, case):
         raise RuntimeError("flow fault")
 
-    monkeypatch.setattr(services, "_sync", broken)
+    monkeypatch.setattr("workflows.steps.cases.catch_up", broken)
     audit = AuditEvent.objects.exclude(outcome="denied").count()
     # when alice claims the case
     with pytest.raises(RuntimeError):
@@ -219,15 +217,27 @@ def test_a_step_is_one_transaction_when_the_flow_cannot_advance_nothing_is_writt
 
 
 @pytest.mark.django_db
-def test_services_nest_only_when_the_caller_composes_them(alice, queued_case):
-    # a case service nested by accident in another transaction is an error
+def test_a_step_nested_by_accident_in_another_transaction_is_an_error(alice, queued_case):
+    # when a workflow step is called inside a transaction someone else opened
     with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
-        case_services.case_claim(actor=alice, case=queued_case)
-    # and composed explicitly it joins the one transaction
-    with composed():
-        case_services.case_claim(actor=alice, case=queued_case)
+        services.case_flow_claim(actor=alice, case=queued_case)
+    # then it refused to run there, and nothing changed
     queued_case.refresh_from_db()
-    assert queued_case.owner == alice
+    assert queued_case.owner is None and queued_case.status == CaseStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_a_step_refused_by_its_case_service_is_recorded_once_and_changes_nothing(alice, queued_case):
+    # given alice owns the case, which is still open
+    services.case_flow_claim(actor=alice, case=queued_case)
+    audit = AuditEvent.objects.exclude(outcome="denied").count()
+    # when she reopens it through the step (the case service inside it refuses)
+    with pytest.raises(CaseNotOpen):
+        services.case_flow_reopen(actor=alice, case=queued_case, reason="Charged again")
+    # then the refusal is on the record once: the service left it to the step, its outermost caller
+    assert AuditEvent.objects.filter(action="case.reopen.refused", object_id=str(queued_case.pk)).count() == 1
+    assert AuditEvent.objects.exclude(outcome="denied").count() == audit
+    assert task_states(queued_case)["own"] == ("ASSIGNED", alice.pk)
 
 
 @pytest.mark.django_db

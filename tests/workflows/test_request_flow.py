@@ -7,7 +7,8 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from viewflow.workflow.status import PROCESS
 
-from authority.models import AuthorityRequest, RequestStatus
+from authority.errors import NotAllowed, NotCaseOwner
+from authority.models import AuthorityRequest, Grant, RequestStatus, UsageCounter
 from authority.services import authority_request_approve
 from h2h_core.models import AuditEvent, CaseEvent, Role
 from tests.factories import GrantFactory, UserFactory, kind
@@ -44,6 +45,18 @@ def approval_tasks(request) -> dict[str, str]:
     return {task.flow_task.name: task.status for task in process.task_set.order_by("pk")}
 
 
+def recorded() -> dict:
+    """What opening or deciding a request could write, the refusals aside."""
+    return {
+        "requests": list(AuthorityRequest.objects.values_list("pk", "status")),
+        "processes": RequestProcess.objects.count(),
+        "grants": Grant.objects.count(),
+        "counters": dict(UsageCounter.objects.values_list("key", "used")),
+        "case_events": CaseEvent.objects.count(),
+        "audit": AuditEvent.objects.exclude(outcome="denied").count(),
+    }
+
+
 def run_timers(capture) -> None:
     with capture(execute=True):
         call_command("workflow_timers")
@@ -73,11 +86,20 @@ def test_a_decided_request_ends_its_flow(alice, maria, owned_case, django_captur
 
 
 @pytest.mark.django_db
-def test_request_flow_sync_ends_the_wait_at_once(alice, maria, owned_case):
-    request = ask(alice, owned_case)
-    authority_request_approve(actor=maria, request=request)
-    services.request_flow_sync(request=request)
-    assert RequestProcess.objects.get(request=request).status == PROCESS.DONE
+def test_opening_a_request_is_one_transaction_when_its_flow_cannot_start_nothing_is_recorded(
+    alice, maria, owned_case, monkeypatch
+):
+    # given the request's flow cannot start (a fault in the workflow layer)
+    def broken(*, request):
+        raise RuntimeError("flow fault")
+
+    monkeypatch.setattr("workflows.steps.requests.request_flow_start", broken)
+    before = recorded()
+    # when alice asks for 1,200
+    with pytest.raises(RuntimeError):
+        ask(alice, owned_case)
+    # then the request was rolled back with it: no request, no event, no audit record
+    assert recorded() == before
 
 
 @pytest.mark.django_db
@@ -178,3 +200,53 @@ def test_when_no_team_manager_covers_it_the_fallback_pool_has_it_from_the_start(
     tasks = approval_tasks(request)
     assert "team_approval" not in tasks
     assert tasks["fallback_approval"] == "NEW" and tasks["fallback_approval__timeout"] == "SCHEDULED"
+
+
+@pytest.mark.django_db
+def test_a_refused_request_through_the_step_is_recorded_once_and_starts_nothing(alice, bob, owned_case):
+    before = recorded()
+    # when bob asks for a one-off grant on alice's case
+    with pytest.raises(NotCaseOwner):
+        ask(bob, owned_case)
+    # then the refusal is on the record once, and there is no request and no process
+    refusals = AuditEvent.objects.filter(action="authority_request.open.refused", object_id=str(owned_case.pk))
+    assert refusals.count() == 1
+    assert recorded() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("step", ["approve", "reject"])
+def test_deciding_a_request_is_one_transaction_when_its_flow_cannot_advance_nothing_is_recorded(
+    alice, maria, owned_case, monkeypatch, step
+):
+    # given an open request whose flow cannot be advanced (a fault in the workflow layer)
+    request = ask(alice, owned_case)
+
+    def broken(process):
+        raise RuntimeError("flow fault")
+
+    monkeypatch.setattr("workflows.steps.requests._end_approval_wait", broken)
+    before = recorded()
+    # when maria decides it through the workflow step (the approvals inbox and the API do)
+    with pytest.raises(RuntimeError):
+        if step == "approve":
+            services.authority_request_flow_approve(actor=maria, request=request, note="ok")
+        else:
+            services.authority_request_flow_reject(actor=maria, request=request, note="Not this time")
+    # then the decision was rolled back with it: still open, no grant, maria's usage untouched
+    assert recorded() == before
+    assert approval_tasks(request)["team_approval"] == "NEW"
+
+
+@pytest.mark.django_db
+def test_a_refused_approval_through_the_step_is_recorded_once_and_the_wait_goes_on(alice, owned_case):
+    request = ask(alice, owned_case)
+    before = recorded()
+    # when alice approves her own request
+    with pytest.raises(NotAllowed):
+        services.authority_request_flow_approve(actor=alice, request=request)
+    # then the refusal is on the record once (the step records it, not the service inside it)
+    refusals = AuditEvent.objects.filter(action="authority_request.approve.refused", object_id=str(request.pk))
+    assert refusals.count() == 1 and refusals.get().outcome == "denied"
+    assert recorded() == before
+    assert approval_tasks(request)["team_approval"] == "NEW"

@@ -1,0 +1,87 @@
+"""Authority kinds, the dry-run check, and decisions (executed within the caller's authority)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from authority import policy, reports
+from authority.models import AuthorityKind, Decision
+from authority.services import decision_execute
+from edges.api.idempotency import KEY_PARAMETER, idempotent
+from edges.api.serializers.common import ErrorSerializer
+from edges.api.serializers.decisions import DecisionIn, DecisionOut, DecisionQuery
+from edges.api.serializers.verdicts import CheckIn, KindOut, VerdictOut
+
+from .base import ApiMixin, ResourceViewSet, body, username_or_me, visible_case
+
+RELATED = ("case", "agent", "kind")
+
+
+class KindList(ApiMixin, APIView):
+    @extend_schema(operation_id="authority_kinds_list", responses={200: KindOut(many=True)},
+                   tags=["authority"])
+    def get(self, request):
+        """What can be decided, and in which unit."""
+        return Response(KindOut(AuthorityKind.objects.order_by("code"), many=True).data)
+
+
+class AuthorityCheck(ApiMixin, APIView):
+    @extend_schema(operation_id="authority_check", request=CheckIn, responses={200: VerdictOut},
+                   tags=["authority"])
+    def post(self, request):
+        """Dry run: may I decide this kind and amount on this case now, and what is left? Changes nothing."""
+        data = body(CheckIn, request)
+        case = visible_case(request.user, data["case"])
+        verdict = policy.evaluate(agent=request.user, kind=data["kind"], amount=data["amount"],
+                                  currency=data["currency"] or None, case=case)
+        return Response(VerdictOut(verdict.as_dict()).data)
+
+
+def decision_filters(request, filters: dict) -> reports.DecisionFilters:
+    """The API's decision filters in the terms of the auditor's decision log (one reader for both)."""
+    return reports.DecisionFilters(
+        case=filters.get("case"), kind=filters.get("kind", ""),
+        agent=username_or_me(request, filters.get("agent", "")),
+        after=filters.get("executed_after"), before=filters.get("executed_before"),
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[DecisionQuery], summary="Decisions on cases I may see"),
+    retrieve=extend_schema(summary="One decision, with the verdict and grant version that allowed it"),
+)
+class DecisionViewSet(ResourceViewSet):
+    """Decisions on the cases the caller may see; each names the verdict and the grant version that allowed it."""
+
+    serializer_class = DecisionOut
+    query_class = DecisionQuery
+
+    def get_queryset(self):
+        return policy.decisions_visible_to(self.request.user).select_related(*RELATED).order_by(
+            "-executed_at", "-id")
+
+    def rendered(self):
+        return Decision.objects.select_related(*RELATED)
+
+    def filter_list(self, queryset, filters):
+        return reports.decisions_matching(decision_filters(self.request, filters), among=queryset)
+
+    @extend_schema(
+        request=DecisionIn,
+        responses={201: DecisionOut,
+                   403: OpenApiResponse(ErrorSerializer, description=(
+                       "Refused: `code` is authority_denied (details: reasons, per-case and period headroom, "
+                       "approvers, the whole verdict) or not_case_owner."))},
+        parameters=[KEY_PARAMETER],
+        summary="Execute a decision on a case I own, within my authority",
+    )
+    @idempotent
+    def create(self, request, idempotency_key=None):
+        data = body(DecisionIn, request)
+        case = visible_case(request.user, data["case"])
+        decision = decision_execute(actor=request.user, case=case, kind=data["kind"], amount=data["amount"],
+                                    currency=data["currency"] or None, rationale=data["rationale"],
+                                    idempotency_key=idempotency_key)
+        return self.created(decision)

@@ -1,0 +1,86 @@
+"""Reading, locking and advancing a process: what every workflow step shares.
+
+Locks are taken in one order everywhere (workflows.lock_objects): the process row (the row viewflow's
+select_for_update_lock locks), then the case or request row (inside the domain service), then the
+audit head (last, inside audit_record). The timer dispatcher takes the process lock first too, so a
+step and a timer on the same case queue up instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from viewflow.workflow.models import Task
+from viewflow.workflow.status import PROCESS, STATUS
+
+from h2h_core.models import Case, CaseStatus
+
+from .flows import CaseFlow
+from .lock_objects import process_qs_select_for_update
+from .models import CaseProcess
+
+FINISHED = (STATUS.DONE, STATUS.CANCELED, STATUS.REVIVED, STATUS.ERROR)
+
+
+def current_process(case: Case) -> CaseProcess | None:
+    """Return the case's running process, if it has one."""
+    return CaseProcess.objects.filter(case_id=case.pk, status=PROCESS.NEW).order_by("-pk").first()
+
+
+def active_task(process, node) -> Task | None:
+    return (
+        Task.objects.filter(process_id=process.pk, flow_task=node)
+        .exclude(status__in=FINISHED)
+        .order_by("-pk")
+        .first()
+    )
+
+
+def activation_of(task: Task):
+    return task.flow_task.activation_class(task)
+
+
+@contextmanager
+def process_locked(flow_class, process_pk: int) -> Iterator[None]:
+    """Hold the process row lock for the rest of the step's transaction.
+
+    The step waits for the row (a timer holds it for milliseconds) instead of failing fast:
+    viewflow's select_for_update_lock retries NOWAIT, and on PostgreSQL a failed NOWAIT aborts the
+    enclosing transaction, so inside a step it could not retry. With the row already held by this
+    transaction, viewflow's own lock, taken by the nodes it runs, succeeds at once.
+    """
+    process_qs_select_for_update(flow_class.process_class).filter(pk=process_pk).exists()
+    with flow_class.lock(process_pk):
+        yield
+
+
+def refuse_unless(transition, user, error: Exception) -> None:
+    """Check a task transition's permission: viewflow does not when code calls it."""
+    if transition.can_proceed() and not transition.has_perm(user):
+        raise error
+
+
+def catch_up(process: CaseProcess, case: Case) -> CaseProcess:
+    """Advance `process` (locked by the caller) to where `case` is; return the running process."""
+    case = Case.objects.select_related("owner").get(pk=case.pk)
+    if process.status != PROCESS.NEW:
+        if case.is_open:  # a closed case was reopened: a new run, back to its owner
+            return CaseFlow.reopen.run(case=case)
+        return process
+    follow_up = active_task(process, CaseFlow.follow_up)
+    if follow_up is not None and case.is_open:
+        CaseFlow.follow_up.run(follow_up)
+    own = active_task(process, CaseFlow.own)
+    if own is None:
+        return process
+    activation = activation_of(own)
+    if case.owner_id and own.owner_id != case.owner_id:
+        if activation.assign.can_proceed():
+            activation.assign(case.owner)
+        else:
+            activation.reassign(case.owner)
+    if case.status in (CaseStatus.RESOLVED, CaseStatus.CLOSED) and activation.start.can_proceed():
+        activation.start(None)
+        activation.execute()
+    return process

@@ -1,0 +1,154 @@
+"""The case flow's steps, and the customer's rating link.
+
+Each step locks the case's process, checks the task's permission, calls the case service and
+advances the process, in one durable transaction. A case without a running process (opened by the
+seed or an import) is adopted by its first step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+
+from h2h_core import services as case_services
+from h2h_core.audit.refusals import audits_refusals, case_of
+from h2h_core.errors import NotAllowed, NotCaseOwner
+from h2h_core.models import Case, Customer
+
+from .. import conf
+from ..adoption import case_flow_adopt
+from ..flows import CaseFlow
+from ..models import CaseProcess
+from ..process import activation_of, active_task, catch_up, current_process, process_locked, refuse_unless
+
+RATING_SALT = "h2h.workflows.rating"
+
+
+@contextmanager
+def _case_step(case: Case) -> Iterator[CaseProcess | None]:
+    """One transaction for a workflow step on `case`, holding its process lock throughout."""
+    with transaction.atomic(durable=True):
+        process = current_process(case) or case_flow_adopt(case=case)
+        if process is None:
+            yield None
+            return
+        with process_locked(CaseFlow, process.pk):
+            yield process
+
+
+def case_flow_open(*, actor, **intake) -> Case:
+    """Intake and triage (`h2h_core.services.case_open`, same arguments) and the start of the case's flow.
+
+    One transaction: the case and its process commit together, or neither does.
+    """
+    with transaction.atomic(durable=True):
+        case = case_services.case_open(actor=actor, **intake)
+        CaseFlow.intake.run(case=case)
+    return case
+
+
+@audits_refusals("case.claim", object_type="case", object_from=case_of)
+def case_flow_claim(*, actor, case: Case) -> Case:
+    """Claim the ownership task in the team queue: the actor owns the case."""
+    with _case_step(case) as process:
+        own = active_task(process, CaseFlow.own) if process else None
+        if own is not None:
+            refuse_unless(activation_of(own).assign, actor,
+                          NotAllowed(f"Only an agent of the case's team may claim {case.reference}."))
+        case = case_services.case_claim(actor=actor, case=case)
+        if process:
+            catch_up(process, case)
+    return case
+
+
+@audits_refusals("case.handover", object_type="case", object_from=case_of)
+def case_flow_handover(*, actor, case: Case, to_user, note: str) -> Case:
+    """Reassign the ownership task to another agent of the team, with the note they will read first."""
+    with _case_step(case) as process:
+        own = active_task(process, CaseFlow.own) if process else None
+        if own is not None:
+            refuse_unless(activation_of(own).reassign, actor,
+                          NotCaseOwner(f"Only the owner of {case.reference} or a manager of its team may "
+                                       "hand it over."))
+        case = case_services.case_handover(actor=actor, case=case, to_user=to_user, note=note)
+        if process:
+            catch_up(process, case)
+    return case
+
+
+@audits_refusals("case.resolve", object_type="case", object_from=case_of)
+def case_flow_resolve(*, actor, case: Case, summary: str) -> Case:
+    """Complete the ownership task with a resolution summary; the follow-up period starts."""
+    with _case_step(case) as process:
+        own = active_task(process, CaseFlow.own) if process else None
+        if own is not None:
+            refuse_unless(activation_of(own).start, actor,
+                          NotCaseOwner(f"Only the owner of {case.reference} may resolve it."))
+        case = case_services.case_resolve(actor=actor, case=case, summary=summary)
+        if process:
+            catch_up(process, case)
+        _mail_rating_link_on_commit(case)
+    return case
+
+
+@audits_refusals("case.reopen", object_type="case", object_from=case_of)
+def case_flow_reopen(*, actor, case: Case, reason: str) -> Case:
+    """Reopen a resolved or closed case: the ownership task goes back to its last owner."""
+    with transaction.atomic(durable=True):
+        process = current_process(case)
+        if process is None:  # closed: its run has ended; a new one starts at ownership
+            case = case_services.case_reopen(actor=actor, case=case, reason=reason)
+            case_flow_adopt(case=case)
+            return case
+        with process_locked(CaseFlow, process.pk):
+            case = case_services.case_reopen(actor=actor, case=case, reason=reason)
+            catch_up(process, case)
+    return case
+
+
+def case_flow_rate(*, case: Case, rating: int) -> Case:
+    """Record the customer's rating (reached through the signed link) on the case and its process."""
+    with _case_step(case) as process:
+        case = case_services.case_rate(case=case, rating=rating)
+        if process is not None:
+            process.data = {**(process.data or {}), "rating": rating}
+            process.save(update_fields=["data"])
+    return case
+
+
+# --- the customer's rating link ---------------------------------------------------------------
+
+
+def rating_token(case: Case) -> str:
+    """Return the signed, expiring token of the customer's rating page for `case`."""
+    return signing.dumps({"case": case.pk}, salt=RATING_SALT)
+
+
+def case_for_rating_token(token: str) -> Case:
+    """Return the case a rating token names; raise signing.BadSignature when forged or expired."""
+    data = signing.loads(token, salt=RATING_SALT, max_age=conf.rating_link_max_age())
+    case = Case.objects.select_related("customer", "owner").filter(pk=data.get("case")).first()
+    if case is None:
+        raise signing.BadSignature("No such case.")
+    return case
+
+
+def rating_url(case: Case) -> str:
+    return reverse("cases:rate", args=[rating_token(case)])
+
+
+def _mail_rating_link_on_commit(case: Case) -> None:
+    customer = Customer.objects.filter(pk=case.customer_id).values("name", "email").first()
+    if not customer or not customer["email"]:
+        return
+    link = getattr(settings, "H2H_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/") + rating_url(case)
+    body = (f"Dear {customer['name']},\n\nyour case {case.reference} is resolved: {case.resolution_summary}\n\n"
+            f"How did we do? Rate the outcome from 1 to 5 here (no login needed):\n{link}\n")
+    transaction.on_commit(lambda: send_mail(f"{case.reference} is resolved: how did we do?", body, None,
+                                            [customer["email"]], fail_silently=True))
