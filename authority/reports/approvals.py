@@ -22,12 +22,10 @@ from authority.models import (
 from authority.policy import managed_team_ids as policy_managed_team_ids
 from authority.policy.evaluation import Question, counters_needed, currencies_needed, resolve
 from authority.services.oversight import delegations_in_force
-from h2h_core.models import Role, Team
+from h2h_core.models import Team
 from h2h_core.organisation import current_organisation
 
 User = get_user_model()
-WARN_LEVELS = (100, 90, 75)
-AGENT_ROLES = (Role.AGENT, Role.SENIOR_AGENT)
 
 
 # --- the approvals inbox ----------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 
 
-from django.contrib.auth import get_user_model
 from django.db.models import (
     QuerySet,
 )
@@ -13,12 +12,6 @@ from authority.models import (
     GrantStatus,
 )
 from authority.reports.decision_log import capped_count
-from h2h_core.models import Role
-
-User = get_user_model()
-WARN_LEVELS = (100, 90, 75)
-AGENT_ROLES = (Role.AGENT, Role.SENIOR_AGENT)
-
 
 # --- authority change history -----------------------------------------------------------------
 

@@ -28,8 +28,7 @@ from h2h_core.models import Case, CaseEvent, Role, Team
 from h2h_core.models.cases import OPEN_STATUSES
 
 User = get_user_model()
-WARN_LEVELS = (100, 90, 75)
-AGENT_ROLES = (Role.AGENT, Role.SENIOR_AGENT)
+AGENT_ROLES = (Role.AGENT, Role.SENIOR_AGENT)  # whose figures the dashboard shows
 
 
 # --- the team dashboard -----------------------------------------------------------------------

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.contrib.auth import get_user_model
 from django.db.models import (
     CharField,
     DecimalField,
@@ -18,13 +17,8 @@ from django.db.models.functions import Cast
 from authority.models import (
     Decision,
 )
-from h2h_core.models import AuditEvent, Case, Role
+from h2h_core.models import AuditEvent, Case
 from h2h_core.organisation import current_organisation
-
-User = get_user_model()
-WARN_LEVELS = (100, 90, 75)
-AGENT_ROLES = (Role.AGENT, Role.SENIOR_AGENT)
-
 
 # --- the auditor's decision log ---------------------------------------------------------------
 

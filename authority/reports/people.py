@@ -30,12 +30,12 @@ from authority.models import (
     ReviewFlag,
 )
 from authority.policy.evaluation import standing_grant
-from h2h_core.models import Case, CaseEvent, Role, Team
+from h2h_core.models import Case, CaseEvent, Team
 from h2h_core.organisation import current_organisation
 
 User = get_user_model()
 WARN_LEVELS = (100, 90, 75)
-AGENT_ROLES = (Role.AGENT, Role.SENIOR_AGENT)
+
 
 
 # --- per person: limit, used, left, reset -------------------------------------------------------
