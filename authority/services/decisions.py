@@ -13,6 +13,7 @@ from django.utils import timezone
 from authority import policy
 from authority.errors import AuthorityDenied, IdempotencyConflict
 from authority.models import AuthorityKind, AuthorityRequest, Decision, OutboxMessage
+from authority.policy.approvals import approver_pool, with_pool
 from authority.policy.verdict import Verdict
 from authority.quantities import format_quantity, parse_amount
 from h2h_core.audit import audit_record, canonical_json, snapshot_value
@@ -121,6 +122,7 @@ def decision_execute(
         raise
     except _Refused as refused:
         if alone:  # else the caller's transaction rolls back, and the caller records the refusal
+            refused = _with_approvers(refused, actor=actor, case=case, kind=kind, amount=amount, currency=currency)
             _record_refusal(actor=actor, case=case, kind=kind, amount=amount, currency=currency,
                             rationale=rationale, refused=refused)
         raise refused.error from None
@@ -134,12 +136,15 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
         case_require_owner(case=case, actor=actor)
     except DomainError as error:
         raise _Refused(error) from None
-    verdict = policy.evaluate(agent=actor, kind=kind, amount=amount, currency=currency, case=case)
+    # The approver pool a refusal names is looked up after the locks are released (_with_approvers).
+    verdict = policy.evaluate(agent=actor, kind=kind, amount=amount, currency=currency, case=case,
+                              with_approvers=False)
     if not verdict.allowed:
         raise _Refused(AuthorityDenied(verdict), verdict)
     if not usage_consume(consumptions=verdict.consumptions, kind_id=kind.pk, agent_id=actor.pk, case_id=case.pk):
         # Another decision spent the headroom between our read and our write: say so exactly.
-        fresh = policy.evaluate(agent=actor, kind=kind, amount=amount, currency=currency, case=case)
+        fresh = policy.evaluate(agent=actor, kind=kind, amount=amount, currency=currency, case=case,
+                                with_approvers=False)
         raise _Refused(AuthorityDenied(fresh), fresh)
     now = timezone.now()
     request = (
@@ -179,6 +184,16 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
     audit_record(actor=actor, roles=roles, action="decision.executed", object_type="decision", object_id=decision.pk,
                  after=snapshot, reason=rationale)
     return decision
+
+
+def _with_approvers(refused: _Refused, *, actor, case, kind, amount, currency) -> _Refused:
+    """Name who could approve the refused amount, as the form and the request service would."""
+    verdict = refused.verdict
+    if verdict is None or verdict.suspended:
+        return refused
+    pool = approver_pool(requester=actor, case=case, kind=kind, amount=amount, currency=currency or None)
+    verdict = with_pool(verdict, pool)
+    return _Refused(AuthorityDenied(verdict), verdict)
 
 
 def _record_refusal(*, actor, case, kind, amount, currency, rationale, refused: _Refused) -> None:

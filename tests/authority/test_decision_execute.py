@@ -419,3 +419,29 @@ def test_a_decision_refused_inside_a_callers_transaction_aborts_all_of_it(alice,
     # then the first decision was rolled back too, and the refusal is left to the caller to record
     assert state() == before
     assert audit_seq() == audit_before
+
+
+def test_a_refusal_names_its_approvers_looked_up_after_the_case_lock_is_released(alice, maria, case_owned_by_alice,
+                                                                                 monkeypatch):
+    # given alice may refund 500 per case, and maria, manager of her team, may refund 2,000
+    from authority.policy import approvals
+    from h2h_core.transactions import outermost
+
+    grant_refund(alice)
+    GrantFactory(subject_user=maria, kind=kind("refund"), per_case_limit=Decimal("2000"))
+    looked_up_inside_a_transaction = []
+    real_pool = approvals.approver_pool
+
+    def watched_pool(**kwargs):
+        looked_up_inside_a_transaction.append(not outermost())
+        return real_pool(**kwargs)
+
+    monkeypatch.setattr("authority.services.decisions.approver_pool", watched_pool)
+    # when she refunds 900
+    with pytest.raises(AuthorityDenied) as refused:
+        execute(alice, case_owned_by_alice, "900")
+    # then the refusal names maria, and her pool was looked up once, with no lock of the decision held
+    assert refused.value.verdict.approvers == ["maria"] and refused.value.verdict.over_limit
+    assert looked_up_inside_a_transaction == [False]
+    recorded = AuditEvent.objects.filter(action="decision.refused").latest("seq")
+    assert recorded.after["verdict"]["approvers"] == ["maria"]
