@@ -5,6 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from edges.web.health import healthz
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="authority:mine", permanent=False), name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="h2h_core/login.html"), name="login"),
@@ -14,6 +16,7 @@ urlpatterns = [
     path("audit/", include(("edges.auditor.urls", "audit"))),
     path("api/", include("edges.api.urls")),
     path("admin/", admin.site.urls),
+    path("healthz/", healthz, name="healthz"),
 ]
 
 # The product's own error pages (the API keeps its JSON shape): see edges.web.errors.

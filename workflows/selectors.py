@@ -8,7 +8,7 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from viewflow.workflow.models import Task
-from viewflow.workflow.status import PROCESS
+from viewflow.workflow.status import PROCESS, STATUS
 
 from h2h_core.models import Case, CaseEvent, Role
 
@@ -77,3 +77,18 @@ def handover_note_for_owner(case: Case, events: list[CaseEvent], user) -> CaseEv
         if event.kind == CaseEvent.Kind.CLAIMED:
             return None
     return None
+
+
+def last_timer_run() -> datetime | None:
+    """When the timer dispatcher (`workflow_timers`) last fired a timer, or None if it never has.
+
+    Read through the index on `scheduled` (only timer tasks have one): the dispatcher fires due
+    timers in that order, so the done timer due latest is the one fired by its latest run. One
+    short query, cheap enough for a health probe.
+    """
+    return (
+        Task.objects.filter(flow_task_type="TIMER", status=STATUS.DONE, scheduled__isnull=False)
+        .order_by("-scheduled")
+        .values_list("finished", flat=True)
+        .first()
+    )

@@ -51,6 +51,7 @@ EXPECTED = {
     "home": same(302),
     "login": same(200),
     "logout": same(405),  # POST only
+    "healthz": same(200),  # the load balancer's probe: no login
     # the agent's workspace
     "cases:list": SIGNED_IN,
     "cases:new": page(auditor=403),
