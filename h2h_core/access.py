@@ -129,6 +129,17 @@ def may_claim(user, case: Case) -> Permission:
     return ALLOWED
 
 
+def may_open_cases(user) -> Permission:
+    """People who work cases open them (agents, managers); so does an integration account given
+    the `h2h_core.add_case` permission. The system (the seed, an import: no user) always may."""
+    if user is None:
+        return ALLOWED
+    if _authenticated(user) and (user.is_superuser or is_agent(user) or is_manager(user)
+                                 or user.has_perm("h2h_core.add_case")):
+        return ALLOWED
+    return Permission.deny("Only people who work cases (or an integration account allowed to add cases) open cases.")
+
+
 def may_act_as_owner(user, case: Case) -> Permission:
     """Only the current owner of an open case acts on it: decides, asks for authority, resolves (rule 4)."""
     if case.status not in OPEN_STATUSES:

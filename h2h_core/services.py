@@ -105,6 +105,7 @@ def case_open(
     opened_at: datetime | None = None,
 ) -> Case:
     """Take a case in (intake), score it and route it to its team's queue (triage)."""
+    access.may_open_cases(actor).require()
     errors = {}
     if not subject.strip():
         errors["subject"] = "Give the case a subject."

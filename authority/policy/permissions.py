@@ -18,6 +18,7 @@ from h2h_core.access import (  # noqa: F401  (re-exported: the one place to ask)
     is_manager,
     managed_team_ids,
     may_manage_user,
+    may_open_cases,
     may_view_case,
     roles_of,
 )

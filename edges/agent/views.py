@@ -21,7 +21,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from authority import policy, selectors
 from authority.errors import AuthorityDenied
 from authority.models import AuthorityKind
-from authority.policy import permissions as policy_permissions
 from authority.policy.verdict import Verdict
 from authority.quantities import format_quantity
 from authority.services import decision_execute
@@ -67,20 +66,17 @@ def case_list(request):
         "queue": list(queue.distinct()[:LIST_LIMIT]),
         "tz": current_organisation().tz,
         "now": timezone.now(),
-        "may_open": _may_open_cases(request.user),
+        "may_open": bool(policy.may_open_cases(request.user)),
     })
-
-
-def _may_open_cases(user) -> bool:
-    return user.is_superuser or policy_permissions.is_agent(user) or policy.is_manager(user)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def case_new(request):
     """Intake: the same service the API and the seed use, and the start of the case's flow."""
-    if not _may_open_cases(request.user):
-        raise PermissionDenied("Agents and managers open cases.")
+    allowed = policy.may_open_cases(request.user)
+    if not allowed:
+        raise PermissionDenied(allowed.reason)
     form = CaseIntakeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         ok, result = run_service(request, lambda: services.case_flow_open(actor=request.user, **form.cleaned_data))

@@ -14,7 +14,6 @@ from rest_framework.permissions import BasePermission
 from authority import policy, selectors
 from authority.models import AuthorityRequest, Grant
 from authority.policy.grants import own_authority_q
-from authority.policy.permissions import is_agent
 from h2h_core.models import Case, Team
 
 User = get_user_model()
@@ -22,11 +21,6 @@ User = get_user_model()
 
 def is_auditor_or_superuser(user) -> bool:
     return bool(user.is_superuser or policy.is_auditor(user))
-
-
-def may_open_cases(user) -> bool:
-    """People who work cases open them; so does an integration account given `h2h_core.add_case`."""
-    return bool(user.is_superuser or is_agent(user) or policy.is_manager(user) or user.has_perm("h2h_core.add_case"))
 
 
 def cases_visible_to(user) -> QuerySet[Case]:
@@ -71,10 +65,12 @@ class IsAuditor(BasePermission):
 
 
 class MayOpenCases(BasePermission):
+    """Asks the rule the intake service enforces, so a refusal comes before any input is read."""
+
     message = "Only people who work cases (or an integration account allowed to add cases) open cases."
 
     def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and may_open_cases(request.user))
+        return bool(request.user and request.user.is_authenticated and policy.may_open_cases(request.user))
 
 
 __all__ = [
@@ -82,6 +78,5 @@ __all__ = [
     "MayOpenCases",
     "cases_visible_to",
     "grants_visible_to",
-    "may_open_cases",
     "requests_visible_to",
 ]
