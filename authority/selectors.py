@@ -152,10 +152,15 @@ def requests_for_approver(user) -> QuerySet:
     open_requests = AuthorityRequest.objects.filter(status=RequestStatus.OPEN).select_related(
         "case__customer", "requester", "kind"
     )
+    return open_requests.filter(in_pool_of(user, status=RequestStatus.OPEN))
+
+
+def in_pool_of(user, *, status: str | None = None) -> Q:
+    """Filter for requests whose approver pool names `user` (of one status, or any)."""
     # JSON containment is not portable to SQLite; ids in the pool are few, so filter on their text form.
-    return open_requests.filter(
-        Q(pool__contains=[user.pk]) if _json_contains_supported() else Q(pk__in=_pool_ids_sqlite(user.pk))
-    )
+    if _json_contains_supported():
+        return Q(pool__contains=[user.pk])
+    return Q(pk__in=_pool_ids_sqlite(user.pk, status=status))
 
 
 def _json_contains_supported() -> bool:
@@ -164,17 +169,16 @@ def _json_contains_supported() -> bool:
     return connection.features.supports_json_field_contains
 
 
-def _pool_ids_sqlite(user_id: int) -> list[int]:
+def _pool_ids_sqlite(user_id: int, *, status: str | None) -> list[int]:
     from django.db import connection
 
-    from .models import AuthorityRequest, RequestStatus
+    from .models import AuthorityRequest
 
     table = AuthorityRequest._meta.db_table
+    where, params = ("r.status = %s AND ", [status]) if status else ("", [])
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT r.id FROM {table} r, json_each(r.pool) p WHERE r.status = %s AND p.value = %s",
-            [RequestStatus.OPEN, user_id],
-        )
+        cursor.execute(f"SELECT r.id FROM {table} r, json_each(r.pool) p WHERE {where}p.value = %s",
+                       [*params, user_id])
         return [row[0] for row in cursor.fetchall()]
 
 

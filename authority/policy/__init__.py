@@ -13,6 +13,7 @@ from .approvals import (
     holds_delegation_for_team,
     may_approve,
     may_reject,
+    requests_visible_to,
     with_pool,
 )
 from .evaluation import Question, resolve
@@ -63,6 +64,7 @@ __all__ = [
     "may_manage_user",
     "may_open_cases",
     "may_reject",
+    "requests_visible_to",
     "may_view_case",
     "navigation_for",
     "own_authority",

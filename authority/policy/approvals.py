@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, Value
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Value
 
 from authority.models import AuthorityKind, AuthorityRequest
 from authority.quantities import format_quantity, parse_amount
@@ -214,6 +214,28 @@ def approver_rights(approver, *, at: datetime | None = None) -> ApproverRights:
 def holds_delegation_for_team(user, team_id: int | None, *, at: datetime | None = None) -> bool:
     """True while a manager of the team hands `user` their approval rights (never passed on further)."""
     return team_id is not None and approver_rights(user, at=at).holds_delegation_for(team_id)
+
+
+def requests_visible_to(user) -> QuerySet[AuthorityRequest]:
+    """Requests a person may read: on cases they may see, their own, and those they are or were asked
+    to decide (named in the pool, or holding a delegation from a manager of the case's team).
+
+    The approvals inbox, the approve and reject pages and the API all read requests through this.
+    """
+    from authority import selectors
+
+    from .permissions import cases_visible_to, is_auditor
+
+    requests = AuthorityRequest.objects.all()
+    if not getattr(user, "is_authenticated", False):
+        return requests.none()
+    if user.is_superuser or is_auditor(user):
+        return requests
+    delegated_teams = list(approver_rights(user).delegators_by_team)
+    return requests.filter(
+        Q(case__in=cases_visible_to(user).values("pk")) | Q(requester_id=user.pk) | selectors.in_pool_of(user)
+        | Q(case__team_id__in=delegated_teams)
+    )
 
 
 def may_reject(approver, request: AuthorityRequest, *, rights: ApproverRights | None = None,

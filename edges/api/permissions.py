@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from rest_framework.permissions import BasePermission
 
-from authority import policy, selectors
-from authority.models import AuthorityRequest, Grant
+from authority import policy
+from authority.models import Grant
 from authority.policy.grants import own_authority_q
 from h2h_core.models import Case, Team
 
@@ -25,16 +25,6 @@ def is_auditor_or_superuser(user) -> bool:
 
 def cases_visible_to(user) -> QuerySet[Case]:
     return policy.cases_visible_to(user)
-
-
-def requests_visible_to(user) -> QuerySet[AuthorityRequest]:
-    """Requests on cases the caller may see, plus the open ones waiting for the caller's approval."""
-    if is_auditor_or_superuser(user):
-        return AuthorityRequest.objects.all()
-    visible = Q(case__in=policy.cases_visible_to(user).values("pk")) | Q(requester_id=user.pk)
-    if policy.is_manager(user):
-        visible |= Q(pk__in=selectors.requests_for_approver(user).values("pk"))
-    return AuthorityRequest.objects.filter(visible)
 
 
 def grants_visible_to(user) -> QuerySet[Grant]:
@@ -78,5 +68,4 @@ __all__ = [
     "MayOpenCases",
     "cases_visible_to",
     "grants_visible_to",
-    "requests_visible_to",
 ]

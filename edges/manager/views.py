@@ -54,12 +54,11 @@ def approvals(request):
 
 def _request_for(user, pk: int) -> AuthorityRequest:
     """The request if `user` is (or was) among its approvers; 404 otherwise, to reveal nothing."""
-    found = AuthorityRequest.objects.select_related("kind", "case", "requester", "decided_by").filter(pk=pk).first()
+    found = (policy.requests_visible_to(user).select_related("kind", "case", "requester", "decided_by")
+             .filter(pk=pk).first())
     if found is None:
         raise Http404("No such request")
-    if user.pk in found.pool or user.is_superuser or policy.holds_delegation_for_team(user, found.case.team_id):
-        return found
-    raise Http404("No such request")
+    return found
 
 
 REQUEST_DECISIONS = {

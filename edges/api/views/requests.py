@@ -5,9 +5,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.decorators import action
 
-from authority import selectors
+from authority import policy, selectors
 from authority.models import AuthorityRequest, RequestStatus
-from edges.api import permissions
 from edges.api.idempotency import KEY_PARAMETER, idempotent
 from edges.api.serializers.requests import NoteIn, RejectIn, RequestIn, RequestOut, RequestQuery
 from workflows import services as flow_steps
@@ -29,7 +28,7 @@ class AuthorityRequestViewSet(ResourceViewSet):
     query_class = RequestQuery
 
     def get_queryset(self):
-        return permissions.requests_visible_to(self.request.user).select_related(*RELATED).order_by(
+        return policy.requests_visible_to(self.request.user).select_related(*RELATED).order_by(
             "-created_at", "-id")
 
     def rendered(self):
