@@ -140,6 +140,16 @@ def may_open_cases(user) -> Permission:
     return Permission.deny("Only people who work cases (or an integration account allowed to add cases) open cases.")
 
 
+def may_share_rating_link(user, case: Case) -> Permission:
+    """The owner, or a manager of the case's team, hands the customer the rating link of a resolved,
+    unrated case."""
+    if case.status != CaseStatus.RESOLVED or case.rating is not None:
+        return Permission.deny(f"{case.reference} is not waiting for a rating.", CaseNotOpen)
+    if not _authenticated(user) or (case.owner_id != user.pk and case.team_id not in managed_team_ids(user)):
+        return Permission.deny(f"Only the owner of {case.reference} or its team's manager shares its rating link.")
+    return ALLOWED
+
+
 def may_act_as_owner(user, case: Case) -> Permission:
     """Only the current owner of an open case acts on it: decides, asks for authority, resolves (rule 4)."""
     if case.status not in OPEN_STATUSES:

@@ -29,6 +29,18 @@ def retention(db):
 
 
 @pytest.fixture
+def billing(db):
+    return TeamFactory(name="Billing", slug="billing")
+
+
+@pytest.fixture
+def carol(billing):
+    user = UserFactory(username="carol", roles=[Role.AGENT])
+    billing.members.add(user)
+    return user
+
+
+@pytest.fixture
 def alice(retention):
     user = UserFactory(username="alice", roles=[Role.AGENT])
     retention.members.add(user)

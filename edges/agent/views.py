@@ -34,7 +34,7 @@ from edges.agent.forms import (
     ResolveForm,
 )
 from edges.web.service_calls import error_text, run_service
-from h2h_core.access import may_act_as_owner, may_claim, may_hand_over, may_reopen
+from h2h_core.access import may_act_as_owner, may_claim, may_hand_over, may_reopen, may_share_rating_link
 from h2h_core.audit import canonical_json, snapshot_value
 from h2h_core.errors import DomainError
 from h2h_core.models import Case, CaseStatus
@@ -138,10 +138,7 @@ def case_detail(request, pk: int, decision_form=None, request_form=None, verdict
                           if may_hand_over(user, case) else None),
         "reopen_form": ReopenForm() if may_reopen(user, case) else None,
         "can_claim": bool(may_claim(user, case)),
-        "rating_url": services.rating_url(case) if (
-            case.status == CaseStatus.RESOLVED and case.rating is None
-            and (case.owner_id == user.pk or case.team_id in policy.managed_team_ids(user))
-        ) else None,
+        "rating_url": services.rating_url(case) if may_share_rating_link(user, case) else None,
     }
     return render(request, "workflows/case_detail.html", context, status=status)
 

@@ -4,7 +4,7 @@ import pytest
 from guardian.shortcuts import assign_perm
 
 from h2h_core.models import Role
-from tests.factories import CaseFactory, TeamFactory, UserFactory
+from tests.factories import CaseFactory, UserFactory
 
 from .helpers import client_for, grant_refund
 
@@ -58,11 +58,6 @@ def mona(retention):
 @pytest.fixture
 def as_mona(mona):
     return client_for(mona)
-
-
-@pytest.fixture
-def billing(db):
-    return TeamFactory(name="Billing", slug="billing")
 
 
 @pytest.fixture

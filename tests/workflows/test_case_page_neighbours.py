@@ -15,26 +15,12 @@ from tests.factories import (
     CaseFactory,
     CustomerFactory,
     GrantFactory,
-    TeamFactory,
-    UserFactory,
     kind,
     role,
     team_manager,
 )
 
 CASE_PAGE_QUERIES = 28
-
-
-@pytest.fixture
-def billing(db):
-    return TeamFactory(name="Billing", slug="billing")
-
-
-@pytest.fixture
-def carol(billing):
-    user = UserFactory(username="carol", roles=[Role.AGENT])
-    billing.members.add(user)
-    return user
 
 
 @pytest.fixture
