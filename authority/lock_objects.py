@@ -16,8 +16,12 @@ row, then the rows below, then the usage counters in key order, then the audit h
 Usage counters are not locked by a SELECT: each is raised by one conditional UPDATE, in key order
 (`authority.services.usage.usage_consume`), which takes the row lock itself.
 
-The webhook deliverers claim outbox messages and deliveries with SKIP LOCKED: they never wait for
-each other, so they take no part in this order; they write no audit event.
+The webhook deliverers (authority/webhooks.py) lock one endpoint row FOR NO KEY UPDATE while they
+claim or record an attempt of one of its deliveries (so the per-endpoint cap is exact and one
+delivery is never claimed twice), then update that delivery, then (when they disable the endpoint)
+the audit head. NO KEY: a decision that inserts a delivery takes a KEY SHARE lock on the endpoint
+for its foreign key, and must never wait for a deliverer. The webhook sweep claims outbox messages
+with SKIP LOCKED: sweeps never wait for each other.
 """
 
 from __future__ import annotations
@@ -46,6 +50,16 @@ def webhook_endpoint_qs_select_for_update() -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.order_by("pk").select_for_update(of=("self",))
 
 
+def webhook_endpoint_qs_lock_for_delivery() -> QuerySet[WebhookEndpoint]:
+    """Return endpoints to lock while an attempt of one of their deliveries is claimed or recorded."""
+    return WebhookEndpoint.objects.order_by("pk").select_for_update(of=("self",), no_key=True)
+
+
+def webhook_delivery_qs_select_for_update() -> QuerySet[WebhookDelivery]:
+    """Return deliveries to lock (an administrator's retry), in key order."""
+    return WebhookDelivery.objects.order_by("pk").select_for_update(of=("self",))
+
+
 def _skip_locked(queryset: QuerySet) -> QuerySet:
     # PostgreSQL; SQLite has no row locks (one writer at a time) and Django ignores the clause there.
     if connection.features.has_select_for_update_skip_locked:
@@ -54,10 +68,5 @@ def _skip_locked(queryset: QuerySet) -> QuerySet:
 
 
 def outbox_message_qs_skip_locked() -> QuerySet[OutboxMessage]:
-    """Return outbox messages to claim: the rows another deliverer holds are skipped, not waited for."""
+    """Return outbox messages to fan out: the rows another sweep holds are skipped, not waited for."""
     return _skip_locked(OutboxMessage.objects.order_by("pk"))
-
-
-def webhook_delivery_qs_skip_locked() -> QuerySet[WebhookDelivery]:
-    """Return webhook deliveries to claim: the rows another deliverer holds are skipped, not waited for."""
-    return _skip_locked(WebhookDelivery.objects.order_by("pk"))

@@ -1,32 +1,49 @@
-"""Deliver executed decisions from the outbox to integrators' webhook endpoints, at least once.
+"""Deliver executed decisions to integrators' webhook endpoints: one job per delivery, at least once.
 
-Two steps, each safe to run on several machines at once:
+Fan-out: `authority.services.integration.outbox_message_publish` writes a decision's outbox message
+with one delivery per active endpoint subscribed to its topic (no topics: every topic) and one
+`authority.jobs.webhook_deliver` job per delivery, in the decision's transaction. A message nobody
+subscribes to is settled at once.
 
-1. Fan-out: every outbox message not yet handed on gets one WebhookDelivery per active endpoint
-   subscribed to its topic (an endpoint with no topics takes every topic). Messages are claimed
-   with `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL, and the (message, endpoint) unique
-   constraint makes a repeated fan-out harmless. A message nobody subscribes to is marked
-   delivered at once (there is nobody to tell).
-2. Delivery: due deliveries are claimed in a short transaction (skip-locked again) by pushing
-   their next attempt a lease into the future, then POSTed outside any transaction. Success (2xx)
-   sets `delivered_at`; anything else schedules a retry with exponential backoff (30 s, 1 min,
-   2 min … at most 1 hour). A deliverer that dies mid-flight loses only its lease: the delivery
-   becomes due again, hence at least once. Receivers deduplicate by the `X-H2H-Delivery` header.
+An attempt (`attempt`, what the job runs):
 
-An outbox message's `delivered_at` is set when every one of its deliveries has succeeded.
+1. Claim, in a short transaction holding the endpoint's row lock (FOR NO KEY UPDATE; see
+   authority/lock_objects.py): the delivery must be pending, due, not leased, and its endpoint
+   active. It is then leased for LEASE and its attempt counted. Every claim of an endpoint's
+   deliveries takes that lock, so two jobs for one delivery never both POST, and the cap below is
+   exact.
+2. POST outside any transaction, signed in the Standard Webhooks format (authority/standard_webhooks.py),
+   no redirects followed, DEFAULT_TIMEOUT seconds at most.
+3. Record, only while the lease is still this attempt's: a 2xx answer delivers it; anything else
+   schedules the next attempt (`H2H_WEBHOOK_BACKOFF_SECONDS`, default 30 s, doubling, at most an
+   hour, plus up to 10 % jitter) as a job with `run_after`; after `H2H_WEBHOOK_MAX_ATTEMPTS`
+   (default 8) the delivery is dead: a dead letter, listed in the admin, which retries it through
+   `webhook_delivery_retry`.
 
-Each request is a JSON body signed with the endpoint's secret:
+Endpoint health: a failed attempt adds one to the endpoint's `consecutive_failures`, a success sets
+it to 0. At `H2H_WEBHOOK_DISABLE_AFTER` (default 20) the endpoint is disabled (an audited system
+action). Its deliveries are not attempted meanwhile and not dead-lettered: they wait, pending, with
+their attempts unchanged, and go out when an administrator saves the endpoint active again (the
+next sweep enqueues them).
 
-    X-H2H-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the endpoint secret>
-    X-H2H-Timestamp: <Unix seconds when sent; also in the body as "sent_at", so it is signed>
+Concurrency is bounded twice. The number of worker processes consuming the `webhooks` queue bounds
+the POSTs in flight overall. Per endpoint, at most `H2H_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT` (default
+4) attempts are leased at once: a job that finds its endpoint at the cap moves the delivery's next
+attempt BUSY_DELAY later and enqueues itself for then, without counting an attempt.
 
-On SQLite there is one writer at a time, so the claim is safe there too.
+A worker that dies mid-attempt loses its lease, and a job row can be lost; `sweep` (the job
+`authority.jobs.webhook_sweep`, every minute) re-enqueues every pending delivery of an active
+endpoint that is due (by more than SWEEP_GRACE) and neither leased nor waiting in the job queue,
+and fans out any unsettled outbox message that has no delivery. Hence at least once: receivers
+deduplicate by the `webhook-id` header (the message id, the same on every retry and to every
+endpoint).
+
+`deliver_due` attempts the due deliveries synchronously, in this process (`manage.py
+deliver_webhooks --once`, an operator's tool); it claims exactly as the jobs do.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -35,107 +52,62 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from authority.lock_objects import outbox_message_qs_skip_locked, webhook_delivery_qs_skip_locked
-from authority.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
-from authority.services.decisions import outbox_retry_delay
+from authority import standard_webhooks
+from authority.lock_objects import outbox_message_qs_skip_locked, webhook_endpoint_qs_lock_for_delivery
+from authority.models import DeliveryStatus, OutboxMessage, WebhookDelivery, WebhookEndpoint
+from authority.services.integration import (
+    messages_without_deliveries,
+    webhook_delivery_schedule,
+    webhook_endpoint_disable,
+    webhook_fan_out,
+)
+from h2h_core.backoff import backoff_delay
+from h2h_core.jobs import in_database
 
 logger = logging.getLogger("h2h.webhooks")
 
-SIGNATURE_HEADER = "X-H2H-Signature"
-TIMESTAMP_HEADER = "X-H2H-Timestamp"
-DELIVERY_HEADER = "X-H2H-Delivery"
-TOPIC_HEADER = "X-H2H-Topic"
-USER_AGENT = "H2H-Webhooks/1"
+USER_AGENT = "H2H-Webhooks/2"
 DEFAULT_TIMEOUT = 10.0
-#: How long a claimed delivery is reserved for its deliverer: well above the request timeout.
+#: How long a claimed delivery is reserved for its attempt: well above the request timeout.
 LEASE = timedelta(minutes=2)
-BATCH = 50
+#: How long a job waits when its endpoint already has its maximum of attempts in flight.
+BUSY_DELAY = timedelta(seconds=5)
+#: A due delivery is left to its job this long before the sweep treats it as orphaned.
+SWEEP_GRACE = timedelta(seconds=60)
+SWEEP_BATCH = 500
+BACKOFF_CAP_SECONDS = 3600
 ERROR_TEXT_MAX = 500
 
 
-def sign(body: bytes, secret: str) -> str:
-    """Return the signature header value for `body`: `sha256=` and the hex HMAC-SHA256 keyed with `secret`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def max_attempts() -> int:
+    return max(1, int(getattr(settings, "H2H_WEBHOOK_MAX_ATTEMPTS", 8)))
 
 
-def signature_valid(body: bytes, secret: str, header: str) -> bool:
-    """Check a signature header in constant time (what a receiver does)."""
-    return hmac.compare_digest(sign(body, secret), header or "")
+def disable_after() -> int:
+    return max(1, int(getattr(settings, "H2H_WEBHOOK_DISABLE_AFTER", 20)))
 
 
-@dataclass
-class DeliveryReport:
-    fanned_out: int = 0
-    delivered: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def add(self, other: DeliveryReport) -> None:
-        self.fanned_out += other.fanned_out
-        self.delivered += other.delivered
-        self.failed += other.failed
-        self.errors.extend(other.errors)
-
-    def summary(self) -> str:
-        return f"{self.fanned_out} message(s) fanned out, {self.delivered} delivered, {self.failed} failed"
+def max_in_flight() -> int:
+    return max(1, int(getattr(settings, "H2H_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", 4)))
 
 
-def _subscribed(endpoint: WebhookEndpoint, topic: str) -> bool:
-    return not endpoint.topics or topic in endpoint.topics
+def retry_delay(attempts: int) -> timedelta:
+    """How long after failed attempt number `attempts` the next one is due."""
+    return backoff_delay(attempts, base=float(getattr(settings, "H2H_WEBHOOK_BACKOFF_SECONDS", 30)),
+                         cap=BACKOFF_CAP_SECONDS)
 
 
-def fan_out(*, now: datetime | None = None, batch: int = BATCH) -> int:
-    """Create the deliveries of messages not yet handed on; return how many messages were handled."""
-    now = now or timezone.now()
-    endpoints = list(WebhookEndpoint.objects.filter(active=True).order_by("pk"))
-    has_deliveries = WebhookDelivery.objects.filter(message=OuterRef("pk"))
-    with transaction.atomic():
-        messages = list(
-            outbox_message_qs_skip_locked().filter(delivered_at__isnull=True).exclude(Exists(has_deliveries))
-            .order_by("pk")[:batch]
-        )
-        rows, nobody = [], []
-        for message in messages:
-            targets = [endpoint for endpoint in endpoints if _subscribed(endpoint, message.topic)]
-            rows += [WebhookDelivery(message=message, endpoint=endpoint, next_attempt_at=now) for endpoint in targets]
-            if not targets:
-                nobody.append(message.pk)
-        WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
-        if nobody:
-            OutboxMessage.objects.filter(pk__in=nobody).update(delivered_at=now,
-                                                               last_error="No active endpoint subscribed.")
-    return len(messages)
-
-
-def _claim(*, now: datetime, batch: int) -> list[WebhookDelivery]:
-    """Take up to `batch` due deliveries for this deliverer by leasing them; commit at once."""
-    with transaction.atomic():
-        due = list(
-            webhook_delivery_qs_skip_locked().filter(delivered_at__isnull=True, next_attempt_at__lte=now,
-                                                     endpoint__active=True)
-            .order_by("next_attempt_at", "pk")[:batch]
-        )
-        if not due:
-            return []
-        for delivery in due:
-            delivery.attempts += 1
-            delivery.next_attempt_at = now + LEASE
-        WebhookDelivery.objects.bulk_update(due, ["attempts", "next_attempt_at"])
-    return list(WebhookDelivery.objects.select_related("message", "endpoint").filter(pk__in=[d.pk for d in due])
-                .order_by("next_attempt_at", "pk"))
-
-
-def request_body(message: OutboxMessage, *, sent_at: datetime) -> bytes:
-    """Return the exact bytes POSTed for a message (compact JSON, keys sorted)."""
+def request_body(message: OutboxMessage) -> bytes:
+    """Return the exact bytes POSTed for a message (compact JSON, keys sorted; the same on every retry)."""
     document = {
         "id": message.pk,
         "topic": message.topic,
         "created_at": message.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "sent_at": int(sent_at.timestamp()),
         "data": message.payload,
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -164,19 +136,57 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> i
         return error.code
 
 
-def _deliver_one(delivery: WebhookDelivery, *, timeout: float) -> tuple[bool, int | None, str]:
-    sent_at = timezone.now()
-    body = request_body(delivery.message, sent_at=sent_at)
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        SIGNATURE_HEADER: sign(body, delivery.endpoint.secret),
-        TIMESTAMP_HEADER: str(int(sent_at.timestamp())),
-        DELIVERY_HEADER: str(delivery.pk),
-        TOPIC_HEADER: delivery.message.topic,
-    }
+@dataclass(frozen=True)
+class Outcome:
+    """What one job did: `kind` is delivered, failed (retried later), dead, or skipped (nothing sent)."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _Claim:
+    delivery: WebhookDelivery
+    endpoint: WebhookEndpoint
+    attempt: int
+
+
+def _claim(delivery_id: int) -> _Claim | Outcome:
+    """Lease a due delivery for one attempt, or say why not (and reschedule it when its endpoint is busy)."""
+    with transaction.atomic():
+        now = timezone.now()
+        endpoint = webhook_endpoint_qs_lock_for_delivery().filter(deliveries__pk=delivery_id).first()
+        delivery = WebhookDelivery.objects.select_related("message").filter(pk=delivery_id).first()
+        if endpoint is None or delivery is None:
+            return Outcome("skipped", "gone")
+        if delivery.status != DeliveryStatus.PENDING:
+            return Outcome("skipped", f"already {delivery.status}")
+        if not endpoint.active:
+            return Outcome("skipped", "waiting: the endpoint is disabled")
+        if delivery.leased_until and delivery.leased_until > now:
+            return Outcome("skipped", "in flight in another job")
+        if delivery.next_attempt_at > now:
+            return Outcome("skipped", f"not due before {delivery.next_attempt_at.isoformat()}")
+        in_flight = WebhookDelivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING,
+                                                   leased_until__gt=now).count()
+        if in_flight >= max_in_flight():
+            later = now + BUSY_DELAY
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=later)
+            webhook_delivery_schedule(delivery.pk, at=later)
+            return Outcome("skipped", f"endpoint busy: rescheduled at {later.isoformat()}")
+        delivery.attempts += 1
+        delivery.leased_until, delivery.last_attempt_at = now + LEASE, now
+        delivery.save(update_fields=["attempts", "leased_until", "last_attempt_at"])
+    return _Claim(delivery=delivery, endpoint=endpoint, attempt=delivery.attempts)
+
+
+def _post(claim: _Claim, *, timeout: float) -> tuple[bool, int | None, str]:
+    body = request_body(claim.delivery.message)
     try:
-        status = post(delivery.endpoint.url, body, headers, timeout=timeout)
+        headers = standard_webhooks.sign(secret=claim.endpoint.secret, msg_id=str(claim.delivery.message_id),
+                                         timestamp=int(time.time()), body=body)
+        status = post(claim.endpoint.url, body, {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                                                 **headers}, timeout=timeout)
     except (OSError, ValueError) as error:
         return False, None, f"{type(error).__name__}: {error}"[:ERROR_TEXT_MAX]
     if 200 <= status < 300:
@@ -184,55 +194,137 @@ def _deliver_one(delivery: WebhookDelivery, *, timeout: float) -> tuple[bool, in
     return False, status, f"HTTP {status}"
 
 
-def _record(delivery: WebhookDelivery, *, ok: bool, status: int | None, error: str) -> None:
-    now = timezone.now()
-    if ok:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(delivered_at=now, last_status=status, last_error="")
-        remaining = WebhookDelivery.objects.filter(message=OuterRef("pk"), delivered_at__isnull=True)
-        # Runs after this delivery committed, so the last deliverer of a message always sees all of them done.
-        OutboxMessage.objects.filter(pk=delivery.message_id, delivered_at__isnull=True).exclude(
-            Exists(remaining)).update(delivered_at=now, last_error="")
-        return
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        next_attempt_at=now + outbox_retry_delay(delivery.attempts), last_status=status, last_error=error
-    )
-    OutboxMessage.objects.filter(pk=delivery.message_id).update(last_error=f"{delivery.endpoint.name}: {error}"[
-        :ERROR_TEXT_MAX])
-
-
-def deliver_due(*, now: datetime | None = None, batch: int = BATCH, timeout: float = DEFAULT_TIMEOUT,
-                max_batches: int | None = None) -> DeliveryReport:
-    """Fan out new messages, then deliver every due delivery, batch after batch, until none is due."""
-    report = DeliveryReport()
-    started = now or timezone.now()
-    while fanned := fan_out(now=started, batch=batch):
-        report.fanned_out += fanned
-    batches = 0
-    while max_batches is None or batches < max_batches:
-        claimed = _claim(now=now or timezone.now(), batch=batch)
-        if not claimed:
-            break
-        batches += 1
-        for delivery in claimed:
-            ok, status, error = _deliver_one(delivery, timeout=timeout)
-            _record(delivery, ok=ok, status=status, error=error)
-            if ok:
-                report.delivered += 1
+def _record(claim: _Claim, *, ok: bool, status: int | None, error: str) -> Outcome:
+    """Write an attempt's outcome, if its lease still stands; count it against the endpoint."""
+    delivery = claim.delivery
+    with transaction.atomic():
+        now = timezone.now()
+        endpoint = webhook_endpoint_qs_lock_for_delivery().get(pk=claim.endpoint.pk)
+        mine = WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=claim.attempt)
+        if ok:
+            recorded = mine.update(status=DeliveryStatus.DELIVERED, delivered_at=now, leased_until=None,
+                                   last_status=status, last_error="")
+            if endpoint.consecutive_failures:
+                WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=0)
+            outcome = Outcome("delivered", f"delivered on attempt {claim.attempt}")
+        else:
+            if claim.attempt >= max_attempts():
+                recorded = mine.update(status=DeliveryStatus.DEAD, dead_at=now, leased_until=None, last_status=status,
+                                       last_error=error)
+                outcome = Outcome("dead", f"dead after {claim.attempt} attempts: {error}")
             else:
-                report.failed += 1
-                report.errors.append(f"delivery {delivery.pk} to {delivery.endpoint.name}: {error}")
-                logger.warning("Webhook delivery %s to %s failed (attempt %s): %s", delivery.pk,
-                               delivery.endpoint.name, delivery.attempts, error)
+                later = now + retry_delay(claim.attempt)
+                recorded = mine.update(next_attempt_at=later, leased_until=None, last_status=status, last_error=error)
+                if recorded:
+                    webhook_delivery_schedule(delivery.pk, at=later)
+                outcome = Outcome("failed", f"attempt {claim.attempt} failed ({error}); next at {later.isoformat()}")
+            OutboxMessage.objects.filter(pk=delivery.message_id).update(
+                last_error=f"{endpoint.name}: {error}"[:ERROR_TEXT_MAX])
+            endpoint.consecutive_failures += 1
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=F("consecutive_failures") + 1)
+            if endpoint.active and endpoint.consecutive_failures >= disable_after():
+                webhook_endpoint_disable(endpoint=endpoint, at=now, reason=(
+                    f"{endpoint.consecutive_failures} consecutive failed attempts; the last: {error}"))
+    if not recorded:
+        outcome = Outcome(outcome.kind, f"{outcome.text}; not recorded: the lease expired and another job took over")
+    if ok:
+        # After the commit above, so the last delivery of a message to finish always sees the others done.
+        settled = WebhookDelivery.objects.filter(message=OuterRef("pk")).exclude(status=DeliveryStatus.DELIVERED)
+        OutboxMessage.objects.filter(pk=delivery.message_id, delivered_at__isnull=True).exclude(
+            Exists(settled)).update(delivered_at=timezone.now(), last_error="")
+    else:
+        logger.warning("Webhook delivery %s to %s: %s", delivery.pk, claim.endpoint.name, outcome.text)
+    return outcome
+
+
+def attempt(delivery_id: int, *, timeout: float = DEFAULT_TIMEOUT) -> Outcome:
+    """Attempt one delivery if it is due and free (claim, POST, record); return what happened."""
+    claim = _claim(delivery_id)
+    if isinstance(claim, Outcome):
+        return claim
+    ok, status, error = _post(claim, timeout=timeout)
+    return _record(claim, ok=ok, status=status, error=error)
+
+
+def _orphaned(now: datetime):
+    """Pending deliveries of active endpoints, due for a while, not leased: their job should have run."""
+    return WebhookDelivery.objects.filter(
+        status=DeliveryStatus.PENDING, endpoint__active=True, next_attempt_at__lte=now - SWEEP_GRACE,
+    ).filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
+
+
+def _waiting_jobs(delivery_ids: list[int]) -> set[int]:
+    """Of these deliveries, those with a job still waiting in the database queue."""
+    from django_tasks_db.models import DBTaskResult
+
+    from authority.jobs import webhook_deliver
+    from h2h_core.jobs import TaskResultStatus
+
+    rows = DBTaskResult.objects.filter(status=TaskResultStatus.READY, task_path=webhook_deliver.module_path,
+                                       args_kwargs__args__0__in=delivery_ids)
+    return {row["args_kwargs"]["args"][0] for row in rows.values("args_kwargs")}
+
+
+@dataclass
+class SweepReport:
+    requeued: list[int] = field(default_factory=list)
+    fanned_out: int = 0
+
+    def summary(self) -> str:
+        return f"{len(self.requeued)} delivery(ies) re-enqueued, {self.fanned_out} message(s) fanned out"
+
+
+def sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> SweepReport:
+    """Re-enqueue due deliveries that no job will attempt; fan out messages that have no delivery."""
+    now = now or timezone.now()
+    report = SweepReport()
+    candidates = list(_orphaned(now).order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:batch])
+    # With jobs in the database a waiting job is visible: a queue that is merely behind is left alone.
+    waiting = _waiting_jobs(candidates) if candidates and in_database() else set()
+    with transaction.atomic():
+        for delivery_id in candidates:
+            if delivery_id not in waiting:
+                webhook_delivery_schedule(delivery_id)
+                report.requeued.append(delivery_id)
+    with transaction.atomic():
+        for message in outbox_message_qs_skip_locked().filter(pk__in=messages_without_deliveries())[:batch]:
+            webhook_fan_out(message=message, at=now)
+            report.fanned_out += 1
+    if report.requeued or report.fanned_out:
+        logger.warning("Webhook sweep: %s", report.summary())
     return report
 
 
-def deliver_forever(*, interval: float, batch: int = BATCH, timeout: float = DEFAULT_TIMEOUT,
-                    stop=lambda: False, on_report=None) -> None:
-    """Deliver, sleep `interval` seconds, and again, until `stop()` says so (for `--loop`)."""
-    while not stop():
-        report = deliver_due(batch=batch, timeout=timeout)
-        if on_report is not None:
-            on_report(report)
-        deadline = time.monotonic() + interval
-        while not stop() and time.monotonic() < deadline:
-            time.sleep(min(0.2, interval))
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"{self.delivered} delivered, {self.failed} failed, {self.skipped} skipped"
+
+
+def deliver_due(*, timeout: float = DEFAULT_TIMEOUT, limit: int = 1000) -> DeliveryReport:
+    """Attempt every due delivery now, in this process, one after the other (an operator's tool).
+
+    Each attempt claims its delivery as a job would, so running this beside the workers never
+    sends one twice; the jobs of what it delivered find nothing to do.
+    """
+    report = DeliveryReport()
+    now = timezone.now()
+    due = (WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, endpoint__active=True,
+                                          next_attempt_at__lte=now)
+           .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
+           .order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+    for delivery_id in list(due):
+        outcome = attempt(delivery_id, timeout=timeout)
+        if outcome.kind == "delivered":
+            report.delivered += 1
+        elif outcome.kind == "skipped":
+            report.skipped += 1
+        else:
+            report.failed += 1
+            report.errors.append(f"delivery {delivery_id}: {outcome.text}")
+    return report

@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from edges.web.health import healthz
+from edges.web.metrics import metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="authority:mine", permanent=False), name="home"),
@@ -17,6 +18,7 @@ urlpatterns = [
     path("api/", include("edges.api.urls")),
     path("admin/", admin.site.urls),
     path("healthz/", healthz, name="healthz"),
+    path("metrics/", metrics, name="metrics"),
 ]
 
 # The product's own error pages (the API keeps its JSON shape): see edges.web.errors.

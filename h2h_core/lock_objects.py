@@ -31,9 +31,8 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
-from rest_framework.authtoken.models import Token
 
-from .models import AuditHead, Case
+from .models import ApiToken, AuditHead, Case
 
 
 def case_qs_select_for_update() -> QuerySet[Case]:
@@ -51,9 +50,9 @@ def user_qs_select_for_update() -> QuerySet:
     return get_user_model().objects.order_by("pk").select_for_update(no_key=True, of=("self",))
 
 
-def api_token_qs_select_for_update() -> QuerySet[Token]:
+def api_token_qs_select_for_update() -> QuerySet[ApiToken]:
     """Return API tokens to lock, in key order (nothing points at a token)."""
-    return Token.objects.order_by("pk").select_for_update(of=("self",))
+    return ApiToken.objects.order_by("pk").select_for_update(of=("self",))
 
 
 def audit_head_qs_select_for_update() -> QuerySet[AuditHead]:

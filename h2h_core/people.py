@@ -25,18 +25,19 @@ from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
 from django.views.decorators.debug import sensitive_variables
 from guardian.shortcuts import assign_perm
-from rest_framework.authtoken.models import Token
 
 from . import lock_objects
 from .access import (
     may_administer_accounts,
     may_change_account,
     may_grant_flags,
-    may_manage_api_token,
     may_set_flags,
     may_set_password,
     may_set_roles,
 )
+
+# The API token services have their own module; callers of the account services find them here too.
+from .api_tokens import api_token_issue, api_token_revoke, token_prefix  # noqa: F401
 from .audit import audit_record
 from .audit.refusals import audits_refusals
 from .errors import DomainError
@@ -50,7 +51,6 @@ FLAGS = ("is_active", "is_staff", "is_superuser")
 PROFILE_FIELDS = ("username", "first_name", "last_name", "email")
 # Personal data: the audit log names which of these changed, never their values.
 PRIVATE_PROFILE_FIELDS = ("first_name", "last_name", "email")
-TOKEN_PREFIX_LENGTH = 6
 USERNAME_LOGGED_MAX = 150
 
 
@@ -318,41 +318,3 @@ def login_lockout_clear(*, actor, username: str) -> int:
         audit_record(actor=actor, action="auth.lockout_cleared", object_type="user", object_id=user_id or "",
                      after={"username": _username_tried(username), "attempts": removed})
     return removed
-
-
-# --- API tokens ------------------------------------------------------------------------------
-
-
-def token_prefix(key: str) -> str:
-    """Return what the audit log may keep of a token: the first few characters of its key."""
-    return key[:TOKEN_PREFIX_LENGTH]
-
-
-@audits_refusals("api_token.issue", object_type="user", object_from=_user_of)
-def api_token_issue(*, actor, user) -> Token:
-    """Return the user's API token, creating it (and recording that) when they have none."""
-    may_manage_api_token(actor, user).require()
-    token = Token.objects.filter(user=user).first()
-    if token is not None:
-        return token
-    with service_atomic():
-        token, made = Token.objects.get_or_create(user=user)
-        if made:
-            audit_record(actor=actor, action="api_token.created", object_type="user", object_id=user.pk,
-                         after={"key_prefix": token_prefix(token.key)})
-    return token
-
-
-@audits_refusals("api_token.revoke", object_type="user", object_from=_user_of)
-def api_token_revoke(*, actor, user) -> bool:
-    """Delete the user's API token; return whether there was one. Requests using it fail from now on."""
-    may_manage_api_token(actor, user).require()
-    with service_atomic():
-        token = lock_objects.api_token_qs_select_for_update().filter(user=user).first()
-        if token is None:
-            return False
-        prefix = token_prefix(token.key)
-        token.delete()
-        audit_record(actor=actor, action="api_token.revoked", object_type="user", object_id=user.pk,
-                     before={"key_prefix": prefix})
-    return True

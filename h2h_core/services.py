@@ -7,8 +7,6 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
-from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -17,6 +15,7 @@ from .amounts import plain_decimal
 from .audit import audit_record
 from .audit.refusals import audits_refusals, case_of
 from .errors import CaseNotOpen
+from .mail import mail_queue
 from .models import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier, Team
 from .models.cases import OPEN_STATUSES
 from .people import team_add_manager, team_add_member, team_create, user_set_roles  # noqa: F401
@@ -304,8 +303,9 @@ def case_sla_breach(*, case: Case, target: str, tz=None) -> list:
 
     `target` is "first_response" (nobody claimed the case in time) or "resolution" (still open at
     its resolution due time). The notification is a case event and an audit event, plus an e-mail
-    after commit. Returns the people notified; an empty list when there was nothing to flag (the
-    target was met after all, or this breach was already recorded).
+    queued with them (h2h_core.mail: sent by a job once this commits). Returns the people notified;
+    an empty list when there was nothing to flag (the target was met after all, or this breach was
+    already recorded).
     """
     if target not in SLA_TARGETS:
         raise ValidationError({"target": f"Unknown service level {target!r}."})
@@ -331,12 +331,10 @@ def case_sla_breach(*, case: Case, target: str, tz=None) -> list:
         names = ", ".join(u.get_username() for u in notified) or "nobody (no owner, no team manager)"
         text = f"{label} was due {when} and was missed. Ownership stays with {owner}. Notified: {names}."
         _event(case, actor=None, kind=CaseEvent.Kind.SLA, text=text, at=now)
+        mail_queue(subject=f"{case.reference}: {label.lower()} SLA missed", body=text, purpose="sla_breach",
+                   recipients=[u.email for u in notified if u.email], case=case)
         audit_record(actor=None, action="case.sla_breached", object_type="case", object_id=case.pk,
                      before=before, after={**case_snapshot(case), "target": target,
                                            "notified": [u.pk for u in notified]},
                      reason=text)
-        addresses = [u.email for u in notified if u.email]
-        if addresses:
-            subject = f"{case.reference}: {label.lower()} SLA missed"
-            transaction.on_commit(lambda: send_mail(subject, text, None, addresses, fail_silently=True))
     return notified

@@ -5,6 +5,7 @@ ALLOWED_HOSTS and DEBUG=0.
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -48,7 +49,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
@@ -56,10 +56,12 @@ INSTALLED_APPS = [
     "axes",
     "viewflow",
     "viewflow.workflow",
+    "django_tasks_db",
     "h2h_core",
     "authority",
     "workflows",
     "edges",
+    "edges.worker",
 ]
 # The demo seed is a development tool: production settings (DEBUG=0) do not even install it.
 H2H_DEMO = env_bool("H2H_DEMO", DEBUG)
@@ -67,6 +69,9 @@ if H2H_DEMO:
     INSTALLED_APPS.append("edges.demo")
 
 DJANGO_6 = django.VERSION >= (6, 0)
+if not DJANGO_6:
+    # Django 6 has the task interface built in (django.tasks); on 5.2 the django-tasks package is it.
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("django_tasks_db"), "django_tasks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -119,9 +124,19 @@ if os.environ.get("H2H_TEST_DATABASE_NAME"):
     # Lets several test runs share one PostgreSQL server without dropping each other's database.
     DATABASES["default"]["TEST"] = {"NAME": os.environ["H2H_TEST_DATABASE_NAME"]}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Persistent connections buy nothing on SQLite; a busy timeout avoids spurious "locked" errors.
+    # The embedded default serves several threads and processes at once: writers take turns instead of
+    # failing (docs/design.md, "SQLite as the embedded default"). IMMEDIATE: a transaction takes the write
+    # lock at BEGIN, waiting up to `timeout` seconds for it; under SQLite's DEFERRED default a transaction
+    # that read first fails at its first write with "database is locked", without waiting, whenever
+    # another one writes. WAL: readers and the writer do not block each other; with WAL, synchronous=NORMAL
+    # keeps the database consistent (a power cut can lose the last commits, never half of one).
+    # Persistent connections buy nothing on SQLite.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+    })
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -157,7 +172,12 @@ STATICFILES_FINDERS = [
     "edges.web.static_finders.AppDirectoriesFinder",
 ]
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Files the product writes (large evidence exports) live outside STATIC_ROOT and are served by no
+    # URL: they leave only through a view that checks who asks (edges.auditor.export_views).
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": VAR_DIR / "files"},
+    },
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -171,6 +191,12 @@ H2H_TIME_ZONE = os.environ.get("H2H_TIME_ZONE", "Europe/Berlin")
 H2H_BASE_CURRENCY = os.environ.get("H2H_BASE_CURRENCY", "EUR")
 # Ed25519 private key that signs audit checkpoints (PEM, created by `manage.py audit_keygen`).
 H2H_AUDIT_SIGNING_KEY = Path(os.environ.get("H2H_AUDIT_SIGNING_KEY", VAR_DIR / "audit_signing_key.pem"))
+# The public key checkpoints are verified with (PEM text, or the path of a PEM file). Web servers need
+# only this; when unset, it is derived from the signing key file, if this machine has it (development).
+H2H_AUDIT_PUBLIC_KEY = os.environ.get("H2H_AUDIT_PUBLIC_KEY", "")
+# A chain verification still "running" this long after it started is taken as abandoned (its worker
+# stopped), so a new one can be requested.
+H2H_AUDIT_VERIFICATION_STALE_HOURS = float(os.environ.get("H2H_AUDIT_VERIFICATION_STALE_HOURS", "6"))
 # One-off grants created by an approval expire after this many hours.
 H2H_ONE_OFF_GRANT_HOURS = int(os.environ.get("H2H_ONE_OFF_GRANT_HOURS", "72"))
 # Members of this group approve when no manager of the agent's team has the authority to.
@@ -181,8 +207,17 @@ H2H_APPROVAL_TEAM_HOURS = float(os.environ.get("H2H_APPROVAL_TEAM_HOURS", "8"))
 H2H_RATING_LINK_SLACK_DAYS = float(os.environ.get("H2H_RATING_LINK_SLACK_DAYS", "30"))
 # Public address of the site, the prefix of links sent by mail (the customer's rating link).
 H2H_PUBLIC_URL = os.environ.get("H2H_PUBLIC_URL", "http://127.0.0.1:8000")
-# Set when a trusted reverse proxy puts the client address in X-Forwarded-For.
-H2H_TRUST_X_FORWARDED_FOR = env_bool("H2H_TRUST_X_FORWARDED_FOR", False)
+# How many reverse proxies in front of the application append to X-Forwarded-For: the client address
+# is the one the outermost of them saw (h2h_core.request_context.client_ip). 0: REMOTE_ADDR.
+# H2H_TRUST_X_FORWARDED_FOR=1 is the deprecated way of saying 1.
+H2H_TRUSTED_PROXY_COUNT = int(os.environ.get(
+    "H2H_TRUSTED_PROXY_COUNT", "1" if env_bool("H2H_TRUST_X_FORWARDED_FOR", False) else "0"))
+if H2H_TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("H2H_TRUSTED_PROXY_COUNT must be 0 or more.")
+# API tokens open the API for this many days after they are issued.
+H2H_API_TOKEN_DAYS = float(os.environ.get("H2H_API_TOKEN_DAYS", "30"))
+if not H2H_API_TOKEN_DAYS > 0:
+    raise ImproperlyConfigured("H2H_API_TOKEN_DAYS must be more than 0.")
 
 DEFAULT_CURRENCY = H2H_BASE_CURRENCY
 CURRENCIES = tuple(env_list("H2H_CURRENCIES", "EUR,USD,GBP,CHF,SEK,JPY"))
@@ -193,6 +228,46 @@ EMAIL_BACKEND = os.environ.get(
 )
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "h2h@localhost")
+# Mail is sent by jobs (h2h_core/mail.py): failed sends are retried after 30 s, doubling, up to this
+# many attempts; then the mail is marked failed (admin: Outbound mails).
+H2H_MAIL_MAX_ATTEMPTS = int(os.environ.get("H2H_MAIL_MAX_ATTEMPTS", "5"))
+
+# --- Webhooks (authority/webhooks.py) --------------------------------------------------------
+# Attempts per delivery (30 s, doubling, at most hourly) before it is dead-lettered; consecutive
+# failed attempts that disable an endpoint; attempts in flight at once per endpoint.
+H2H_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("H2H_WEBHOOK_MAX_ATTEMPTS", "8"))
+H2H_WEBHOOK_DISABLE_AFTER = int(os.environ.get("H2H_WEBHOOK_DISABLE_AFTER", "20"))
+H2H_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = int(os.environ.get("H2H_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", "4"))
+for _name in ("H2H_MAIL_MAX_ATTEMPTS", "H2H_WEBHOOK_MAX_ATTEMPTS", "H2H_WEBHOOK_DISABLE_AFTER",
+              "H2H_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be 1 or more.")
+
+# --- Jobs ------------------------------------------------------------------------------------
+# Timers, webhook deliveries, mail, audit verification and exports run as jobs through Django's
+# task interface. The embedded default keeps them in the application database, so a job enqueued
+# inside a transaction exists exactly when that transaction commits. `manage.py run_worker` runs
+# them (as many workers on as many machines as wanted) and enqueues the periodic jobs.
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default", "webhooks", "mail", "audit"],
+    }
+}
+# How often the workflow timers (service levels, approval windows, follow-up) are swept.
+H2H_TIMER_SWEEP_SECONDS = float(os.environ.get("H2H_TIMER_SWEEP_SECONDS", "20"))
+# Finished jobs and periodic runs are kept this many days; API idempotency records and web form
+# tokens this many (clients retry within hours).
+H2H_JOB_RESULTS_DAYS = float(os.environ.get("H2H_JOB_RESULTS_DAYS", "7"))
+H2H_SHORT_RETENTION_DAYS = float(os.environ.get("H2H_SHORT_RETENTION_DAYS", "7"))
+# An export of more rows than this is built by a job into a file (listed on the auditor's Exports
+# page) instead of streaming from the request; the file is deleted this many days after it is ready.
+H2H_EXPORT_INLINE_ROWS = int(os.environ.get("H2H_EXPORT_INLINE_ROWS", "5000"))
+H2H_EXPORT_KEEP_DAYS = float(os.environ.get("H2H_EXPORT_KEEP_DAYS", "7"))
+
+# Prometheus metrics at /metrics/ (edges.web.metrics): off unless enabled; a bearer token if set.
+H2H_METRICS_ENABLED = env_bool("H2H_METRICS_ENABLED", False)
+H2H_METRICS_TOKEN = os.environ.get("H2H_METRICS_TOKEN", "")
 
 # --- Security ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -201,7 +276,7 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 # A load balancer probes the health endpoint over plain HTTP (edges.web.health).
-SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^metrics/$"]
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -243,6 +318,8 @@ AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = 0.25
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The address axes locks out is the one the audit log records (behind H2H_TRUSTED_PROXY_COUNT proxies).
+AXES_CLIENT_IP_CALLABLE = "h2h_core.request_context.client_ip"
 
 # --- Libraries -----------------------------------------------------------------------------
 GUARDIAN_RAISE_403 = True
@@ -250,13 +327,36 @@ ANONYMOUS_USER_NAME = None
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "edges.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["edges.api.throttling.UserThrottle", "edges.api.throttling.AnonThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's JSON parser with a nesting limit: a deeply nested body is a 400, not a RecursionError.
+    "DEFAULT_PARSER_CLASSES": ["edges.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "edges.api.errors.api_exception_handler",
 }
+# API request rates ("<number>/<s|min|hour|day>", or "off"): per user, per client address when
+# anonymous, and for asking for a token (per address). The counters live in Django's cache: the
+# default in-process cache counts per app server process, so with several processes or servers set
+# CACHE_URL to a shared cache (redis://…) for one count per user.
+_RATE = r"^(off|[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day))$"
+H2H_API_THROTTLE_RATES = {
+    "user": os.environ.get("H2H_API_THROTTLE_USER", "1200/min"),
+    "anon": os.environ.get("H2H_API_THROTTLE_ANON", "600/min"),
+    "token": os.environ.get("H2H_API_THROTTLE_TOKEN", "60/min"),
+}
+for _scope, _rate in H2H_API_THROTTLE_RATES.items():
+    if not re.match(_RATE, _rate):
+        raise ImproperlyConfigured(f"H2H_API_THROTTLE_{_scope.upper()}={_rate!r}: write e.g. 1200/min, or off.")
+if os.environ.get("CACHE_URL"):
+    if not os.environ["CACHE_URL"].startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("CACHE_URL must be a Redis address (redis://, rediss:// or unix://).")
+    # Needs the `redis` package (pip install ".[redis]").
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": os.environ["CACHE_URL"]}}
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "H2H API",
     "DESCRIPTION": "Cases, authority checks, decisions, one-hop requests, grants and the audit log.",
@@ -268,9 +368,21 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Every line names its request (or job): the id the response carries in X-Request-ID and the audit
+# log records. LOG_FORMAT=json writes one JSON object a line for a log collector (h2h_core/logging.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be text or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "h2h_core.logging.RequestIdFilter"}},
+    "formatters": {
+        "text": {"()": "h2h_core.logging.TextFormatter"},
+        "json": {"()": "h2h_core.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }

@@ -1,10 +1,12 @@
 """Shared fixtures: a clean organisation cache, the database vendor, and the demo cast."""
 
 import importlib
+import os
 from contextlib import contextmanager
+from io import StringIO
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, ProgrammingError, connection, transaction
 
 from h2h_core.models import Role
 from h2h_core.organisation import forget_organisation
@@ -17,6 +19,14 @@ def _fresh_organisation():
     forget_organisation()
     yield
     forget_organisation()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_counters():
+    """Start every test with empty API rate counters (they live in Django's cache, and ids repeat across tests)."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 def on_postgres() -> bool:
@@ -90,6 +100,9 @@ def _audit_triggers_bypassed():
     sql = audit_trigger_sql()
     with connection.cursor() as cursor:
         if on_postgres():
+            if TEST_DB_ROLE:
+                # Acting as the application role: the attacker is the session's own user, the owner.
+                cursor.execute("SET LOCAL ROLE NONE")
             if not _on_postgres_superuser():
                 pytest.skip("bypassing the audit triggers on PostgreSQL needs a superuser "
                             "(session_replication_role); the test database user is not one")
@@ -101,6 +114,8 @@ def _audit_triggers_bypassed():
     with connection.cursor() as cursor:
         if on_postgres():
             cursor.execute("SET LOCAL session_replication_role = origin")
+            if TEST_DB_ROLE:
+                cursor.execute(f"SET LOCAL ROLE {connection.ops.quote_name(TEST_DB_ROLE)}")
         else:
             for statement in sql.SQLITE_INSTALL:
                 cursor.execute(statement)
@@ -110,6 +125,22 @@ def _audit_triggers_bypassed():
 def bypass_audit_triggers(db):
     """Return a context manager under which audit rows can be changed: for playing the attacker."""
     return _audit_triggers_bypassed
+
+
+@pytest.fixture
+def audit_refusal():
+    """Return a pytest.raises for a refused change to an audit row.
+
+    The owner (the suite's usual user) is refused by the append-only triggers; the application
+    role (H2H_TEST_DB_ROLE) is refused earlier, by its privileges, before any trigger runs.
+    """
+
+    def refused(match: str = "append-only"):
+        if TEST_DB_ROLE and on_postgres():
+            return pytest.raises(ProgrammingError, match="permission denied for table h2h_core_audit")
+        return pytest.raises(IntegrityError, match=match)
+
+    return refused
 
 
 def _uses_transactional_db(request) -> bool:
@@ -143,6 +174,8 @@ def _audit_tables_flushable(request):
     if on_postgres():
         try:
             with connection.cursor() as cursor:
+                if TEST_DB_ROLE:
+                    cursor.execute("SET ROLE NONE")  # the flush is the owner's job, not the application's
                 cursor.execute("SET session_replication_role = replica")
         except DatabaseError as error:
             raise RuntimeError(
@@ -158,6 +191,44 @@ def _audit_tables_flushable(request):
                 cursor.execute(f"DELETE FROM {table}")
             for statement in sql.SQLITE_INSTALL:
                 cursor.execute(statement)
+
+
+# --- Running as the application's least-privilege role (PostgreSQL) --------------------------------
+# H2H_TEST_DB_ROLE=h2h_app: the test database is created and migrated by the connecting user (its
+# owner), then `manage.py db_app_role` sets the role up and every later connection acts as it
+# (PostgreSQL's `role` setting at session start, i.e. SET ROLE), as app servers and workers do in
+# production. The flush and the tamper fixture switch back to the owner (SET ROLE NONE), because
+# emptying or rewriting the audit tables is exactly what the role must not be able to do.
+TEST_DB_ROLE = os.environ.get("H2H_TEST_DB_ROLE", "")
+
+if TEST_DB_ROLE:
+
+    @pytest.fixture(scope="session")
+    def django_db_setup(django_db_setup, django_db_blocker):
+        from django.core.management import call_command
+        from django.db import connections
+
+        if connection.vendor != "postgresql":
+            raise pytest.UsageError("H2H_TEST_DB_ROLE needs PostgreSQL: set DATABASE_URL as well")
+        with django_db_blocker.unblock():
+            call_command("db_app_role", role=TEST_DB_ROLE, stdout=StringIO())
+            connection.close()
+        options = connection.settings_dict.setdefault("OPTIONS", {})
+        owner_options = options.get("options")
+        options["options"] = f"{owner_options or ''} -c role={TEST_DB_ROLE}".strip()
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone()[0] == TEST_DB_ROLE, "the tests do not act as the application role"
+        connection.close()
+        yield
+        # The owner drops the test database.
+        if owner_options is None:
+            del options["options"]
+        else:
+            options["options"] = owner_options
+        with django_db_blocker.unblock():
+            for each in connections.all(initialized_only=True):
+                each.close()
 
 
 def pytest_configure(config):

@@ -1,6 +1,6 @@
 from .decisions import AuthorityRequest, Decision, OutboxMessage, RequestStatus
 from .grants import AuthorityKind, Effect, ExchangeRate, Grant, GrantStatus, Period, Unit
-from .integration import IdempotencyRecord, WebhookDelivery, WebhookEndpoint
+from .integration import DeliveryStatus, IdempotencyRecord, WebhookDelivery, WebhookEndpoint
 from .oversight import Delegation, ReviewFlag
 from .usage import UsageCounter
 
@@ -9,6 +9,7 @@ __all__ = [
     "AuthorityRequest",
     "Decision",
     "Delegation",
+    "DeliveryStatus",
     "IdempotencyRecord",
     "ReviewFlag",
     "WebhookDelivery",

@@ -2,6 +2,9 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+from authority.standard_webhooks import secret_generate, validate_secret
 
 
 class IdempotencyRecord(models.Model):
@@ -19,6 +22,11 @@ class IdempotencyRecord(models.Model):
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField()
+    held_by_session = models.BooleanField(
+        default=False,
+        help_text="In progress only while the database session that claimed it holds its advisory lock "
+                  "(PostgreSQL); otherwise until a timeout.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_record_per_user_key")]
@@ -28,32 +36,61 @@ class IdempotencyRecord(models.Model):
 
 
 class WebhookEndpoint(models.Model):
-    """Where executed decisions are delivered, signed with HMAC-SHA256 using `secret`."""
+    """Where executed decisions are delivered, signed in the Standard Webhooks format with `secret`.
+
+    `consecutive_failures` counts failed attempts across the endpoint's deliveries since its last
+    success; at `H2H_WEBHOOK_DISABLE_AFTER` the endpoint is disabled (`active` off, `disabled_at`,
+    `disabled_reason`), and an administrator re-enables it by saving it active again.
+    """
 
     name = models.CharField(max_length=80)
     url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=128)
+    secret = models.CharField(
+        max_length=200, default=secret_generate, validators=[validate_secret],
+        help_text="whsec_ and base64 (generated for a new endpoint). To rotate, put the new secret first and "
+                  "the old one after a space; requests are signed with both until you remove the old one.")
     topics = models.JSONField(default=list, blank=True, help_text="Empty means every topic.")
     active = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
 
     def __str__(self) -> str:
         return self.name
 
 
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    DEAD = "dead", "Dead (gave up)"
+
+
 class WebhookDelivery(models.Model):
-    """One outbox message to one endpoint: at least once, retried with backoff."""
+    """One outbox message to one endpoint: at least once, retried with backoff, then dead-lettered.
+
+    A pending delivery is attempted at `next_attempt_at` by a job; `leased_until` is set while an
+    attempt is in flight (a worker that dies loses only its lease).
+    """
 
     message = models.ForeignKey("authority.OutboxMessage", on_delete=models.PROTECT, related_name="deliveries")
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
+    leased_until = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    dead_at = models.DateTimeField(null=True, blank=True)
     last_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["message", "endpoint"], name="webhook_delivery_once")]
-        indexes = [models.Index(fields=["delivered_at", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["endpoint", "status", "leased_until"]),
+        ]
 
     def __str__(self) -> str:
         return f"message {self.message_id} → {self.endpoint_id}"

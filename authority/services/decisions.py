@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -12,7 +11,7 @@ from django.utils import timezone
 
 from authority import policy
 from authority.errors import AuthorityDenied, IdempotencyConflict
-from authority.models import AuthorityKind, AuthorityRequest, Decision, OutboxMessage
+from authority.models import AuthorityKind, AuthorityRequest, Decision
 from authority.policy.approvals import approver_pool, with_pool
 from authority.policy.verdict import Verdict
 from authority.quantities import format_quantity, parse_amount
@@ -25,6 +24,7 @@ from h2h_core.models.audit import Outcome
 from h2h_core.services import case_require_owner
 from h2h_core.transactions import outermost, service_atomic
 
+from .integration import outbox_message_publish
 from .usage import usage_consume
 
 MAX_KEY_LENGTH = 100
@@ -169,13 +169,12 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
         executed_at=now,
     )
     snapshot = decision_snapshot(decision)
-    OutboxMessage.objects.create(
-        topic=kind.outbox_topic,
+    outbox_message_publish(
         decision=decision,
+        topic=kind.outbox_topic,
         payload=snapshot_value({**snapshot, "case_reference": case.reference, "customer_id": case.customer_id,
                                 "verdict": None}),
-        created_at=now,
-        next_attempt_at=now,
+        at=now,
     )
     CaseEvent.objects.create(
         case=case, actor=actor, kind=CaseEvent.Kind.DECISION, at=now,
@@ -209,8 +208,3 @@ def _record_refusal(*, actor, case, kind, amount, currency, rationale, refused: 
                    "verdict": refused.verdict.as_dict() if refused.verdict else None},
             reason=refused.error.message,
         )
-
-
-def outbox_retry_delay(attempts: int) -> timedelta:
-    """Exponential backoff for delivery retries: 30 s, 1 min, 2 min … capped at 1 hour."""
-    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))

@@ -1,6 +1,6 @@
 """People's accounts, roles, sign-in records and API tokens in the admin: audited services, or read-only.
 
-Django's own admins for these (users, groups, DRF's tokens, axes' attempt logs) write straight to
+Django's own admins for these (users, groups, axes' attempt logs) write straight to
 the tables, and the only trace is django_admin_log, which is neither chained nor protected. Here:
 
 - users: the change form, the add form and the password form call `h2h_core.people` services,
@@ -11,7 +11,8 @@ the tables, and the only trace is django_admin_log, which is neither chained nor
   direct permissions, last login and date joined are read-only.
 - groups (roles): read-only; people get roles in the user form (`user_set_roles`). Group
   permissions decide what the admin lets a staff member do, so they are not edited here.
-- API tokens: read-only, showing only the start of a key; revoked with the user action below.
+- API tokens: read-only, showing only the start of a key (only its digest is stored); revoked with the
+  user action below.
 - axes' attempts and logs: read-only evidence; a locked-out username is unlocked with an audited
   action.
 """
@@ -32,13 +33,12 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
-from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
-from rest_framework.authtoken.models import TokenProxy
 
 from edges.admin.base import ReadOnlyAdmin
 from edges.web.service_calls import error_text
 from h2h_core import people
 from h2h_core.errors import DomainError
+from h2h_core.models import ApiToken
 
 User = get_user_model()
 
@@ -158,15 +158,18 @@ class RoleAdmin(ReadOnlyAdmin, DjangoGroupAdmin):
     list_display = ("name",)
 
 
-class ApiTokenAdmin(ReadOnlyAdmin, DrfTokenAdmin):
-    """API tokens: who has one and since when; the key itself is never shown."""
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """API tokens: whose, since and until when; only the start of the key (the key itself is not stored)."""
 
-    list_display = ("key_prefix", "user", "created")
-    fields = ("user", "created")
+    list_display = ("key_prefix", "user", "created_at", "expires_at")
+    list_select_related = ("user",)
+    fields = ("key_prefix", "user", "created_at", "expires_at")
+    readonly_fields = fields
+    search_fields = ("user__username", "prefix")
 
     @admin.display(description="key starts with")
     def key_prefix(self, obj):
-        return f"{people.token_prefix(obj.key)}…"
+        return f"{obj.prefix}…"
 
 
 class LoginAttemptAdmin(ReadOnlyAdmin, AccessAttemptAdmin):
@@ -204,7 +207,7 @@ def _replace(model, admin_class) -> None:
 
 _replace(User, AccountAdmin)
 _replace(Group, RoleAdmin)
-_replace(TokenProxy, ApiTokenAdmin)
+_replace(ApiToken, ApiTokenAdmin)
 _replace(AccessAttempt, LoginAttemptAdmin)
 _replace(AccessLog, LoginLogAdmin)
 _replace(AccessFailureLog, LoginFailureLogAdmin)

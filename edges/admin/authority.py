@@ -17,7 +17,7 @@ from authority.models import (
     WebhookEndpoint,
 )
 from authority.services import grant_confirm
-from authority.services.integration import webhook_endpoint_save
+from authority.services.integration import webhook_delivery_retry, webhook_endpoint_save
 from edges.admin.base import ReadOnlyAdmin
 from edges.web.service_calls import error_text
 from h2h_core.errors import DomainError
@@ -92,10 +92,16 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    """Integrators' endpoints: editable here, and every change is audited (the secret never is)."""
+    """Integrators' endpoints: editable here, and every change is audited (the secret never is).
 
-    list_display = ("name", "url", "active")
-    fields = ("name", "url", "secret", "topics", "active")
+    An endpoint disabled after too many consecutive failures shows when and why; saving it active
+    again re-enables it (its waiting deliveries then go out).
+    """
+
+    list_display = ("name", "url", "active", "consecutive_failures", "disabled_at", "disabled_reason")
+    list_filter = ("active",)
+    fields = ("name", "url", "secret", "topics", "active", "consecutive_failures", "disabled_at", "disabled_reason")
+    readonly_fields = ("consecutive_failures", "disabled_at", "disabled_reason")
 
     def has_delete_permission(self, request, obj=None):
         return False  # deactivate instead: deliveries keep pointing at the endpoint
@@ -105,10 +111,31 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         webhook_endpoint_save(actor=request.user, endpoint=obj, secret_changed="secret" in form.changed_data)
 
 
+@admin.action(description="Retry now (dead deliveries: a new round of attempts)", permissions=["retry"])
+def retry_dead_deliveries(modeladmin, request, queryset):
+    retried = 0
+    for delivery in queryset.order_by("pk"):
+        try:
+            webhook_delivery_retry(actor=request.user, delivery=delivery)
+            retried += 1
+        except DomainError as error:  # a refusal is reported, never a 500
+            modeladmin.message_user(request, error_text(error), messages.ERROR)
+    if retried:
+        modeladmin.message_user(request, f"{retried} delivery(ies) will be attempted again now.", messages.SUCCESS)
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("id", "message", "endpoint", "attempts", "next_attempt_at", "delivered_at", "last_status")
-    list_filter = ("endpoint",)
+    """Every delivery, dead letters included (filter by status): the retry action goes through the service."""
+
+    list_display = ("id", "message", "endpoint", "status", "attempts", "last_status", "last_error",
+                    "last_attempt_at", "next_attempt_at", "delivered_at", "dead_at")
+    list_filter = ("status", "endpoint")
+    list_select_related = ("message", "endpoint")
+    actions = [retry_dead_deliveries]
+
+    def has_retry_permission(self, request):
+        return request.user.is_superuser
 
 
 @admin.register(Delegation)

@@ -1,7 +1,20 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from edges.admin.base import ReadOnlyAdmin
-from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead, Case, CaseEvent, Customer, Organisation, Team
+from edges.web.service_calls import error_text
+from h2h_core.errors import DomainError
+from h2h_core.mail import outbound_mail_retry
+from h2h_core.models import (
+    AuditCheckpoint,
+    AuditEvent,
+    AuditHead,
+    Case,
+    CaseEvent,
+    Customer,
+    Organisation,
+    OutboundMail,
+    Team,
+)
 
 
 @admin.register(Organisation)
@@ -63,3 +76,30 @@ class AuditCheckpointAdmin(ReadOnlyAdmin):
 @admin.register(AuditHead)
 class AuditHeadAdmin(ReadOnlyAdmin):
     list_display = ("seq", "hash")
+
+
+@admin.action(description="Retry (failed mail: a new round of attempts)", permissions=["retry"])
+def retry_failed_mail(modeladmin, request, queryset):
+    retried = 0
+    for mail in queryset.order_by("pk"):
+        try:
+            outbound_mail_retry(actor=request.user, mail=mail)
+            retried += 1
+        except DomainError as error:  # a refusal is reported, never a 500
+            modeladmin.message_user(request, error_text(error), messages.ERROR)
+    if retried:
+        modeladmin.message_user(request, f"{retried} mail(s) will be sent again now.", messages.SUCCESS)
+
+
+@admin.register(OutboundMail)
+class OutboundMailAdmin(ReadOnlyAdmin):
+    """Mail queued by the services: what was sent, what is pending, what failed (and why)."""
+
+    list_display = ("id", "purpose", "subject", "case", "status", "attempts", "last_error", "created_at",
+                    "sent_at", "failed_at")
+    list_filter = ("status", "purpose")
+    list_select_related = ("case",)
+    actions = [retry_failed_mail]
+
+    def has_retry_permission(self, request):
+        return request.user.is_superuser

@@ -105,11 +105,14 @@ def api_exception_handler(exc, context):
 
     Installed as REST_FRAMEWORK["EXCEPTION_HANDLER"]. A service that lost a race for a lock (a
     deadlock, a serialization failure, a lock not available, SQLite busy) saved nothing: 409
-    `contention` with Retry-After, so the client sends the same request again. Anything unexpected
+    `contention` with Retry-After, so the client sends the same request again; so does a domain error
+    that names `retry_after_seconds` (an Idempotency-Key still in progress). Anything unexpected
     is logged and answered with a 500 in the same shape, never with an HTML page or a traceback.
     """
     if isinstance(exc, DomainError):
-        return Response(domain_error_body(exc), status=exc.status)
+        retry_after = getattr(exc, "retry_after_seconds", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return Response(domain_error_body(exc), status=exc.status, headers=headers)
     if isinstance(exc, DjangoValidationError):
         fields = _django_validation_fields(exc)
         return Response(error_body("invalid", validation_message(fields), fields), status=status.HTTP_400_BAD_REQUEST)

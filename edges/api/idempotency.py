@@ -7,9 +7,26 @@ The unique (user, key) constraint makes that insert the arbiter between concurre
   rule) is stored on the record;
 - the key exists with another payload or endpoint: 422 `idempotency_conflict`;
 - the key exists and is done: the stored status and body are replayed (`Idempotent-Replayed: true`);
-- the key exists and is still in progress: 409 `idempotency_in_progress`. A record left in progress
-  by a process that died is taken over after IN_PROGRESS_TIMEOUT; the services that create
-  decisions and requests also know the key, so a takeover never executes twice.
+- the key exists and is still in progress: 409 `idempotency_in_progress` with Retry-After.
+
+Whether "in progress" is still true must not depend on the request that claimed the key being
+able to say otherwise: its process can be killed, or its database connection cut, after the claim
+and before it stores or releases anything. On PostgreSQL the claim is therefore also a session
+advisory lock on (user, key), taken before the record is inserted and held by the connection that
+runs the request until the record is stored or released. The server drops a session's advisory
+locks the moment the session ends, however it ends, so a retry that gets the lock while the
+record is still in progress knows the first attempt is no longer running, and runs the request at
+once (`held_by_session` marks the records this holds for). We chose a session lock over the two
+alternatives: a row lock needs a transaction open for the whole request, which the durable
+services and flow steps the views call cannot run inside; a lease renewed while running needs a
+heartbeat beside every request and still guesses (a paused process outlives its lease and would
+run twice). A session lock needs the session to be the request's own for its duration: behind a
+connection pooler, use session pooling, not transaction pooling.
+
+SQLite has no such lock (nor connections that die apart from their process); there, and for a
+record claimed without the lock, a record left in progress is taken over after
+IN_PROGRESS_TIMEOUT. A taken-over request whose first attempt had committed its effect before it
+died is not done twice where the service also knows the key (decisions and authority requests).
 
 Outcomes that did not reach a domain rule (malformed input, an unknown case, a server error) are
 not stored: the key is released and the client may retry with the same key.
@@ -20,9 +37,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.renderers import JSONRenderer
@@ -33,10 +53,14 @@ from authority.models import IdempotencyRecord
 from edges.api.errors import domain_error_body
 from h2h_core.errors import DomainError
 
+logger = logging.getLogger("h2h.api")
+
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 100
 IN_PROGRESS_TIMEOUT = timedelta(minutes=5)
 REPLAY_HEADER = "Idempotent-Replayed"
+#: A request runs for well under a second: ask for the retry soon, it gets the stored answer.
+RETRY_AFTER_SECONDS = 1
 
 KEY_PARAMETER = OpenApiParameter(
     name=HEADER,
@@ -46,7 +70,7 @@ KEY_PARAMETER = OpenApiParameter(
     description=(
         "Any unique string (1-100 printable characters, e.g. a UUID) to make a retry safe: the same key "
         "with the same payload replays the first response; with another payload it is refused (422); "
-        "while the first request still runs it is refused (409)."
+        "while the first request still runs it is refused (409, with Retry-After in seconds)."
     ),
     pattern=r"^[\x21-\x7e][\x20-\x7e]{0,99}$",
 )
@@ -57,6 +81,10 @@ class IdempotencyInProgress(DomainError):
 
     code = "idempotency_in_progress"
     status = 409
+    retry_after_seconds = RETRY_AFTER_SECONDS
+
+    def __init__(self, message: str):
+        super().__init__(message, retry_after_seconds=self.retry_after_seconds)
 
 
 class InvalidIdempotencyKey(DomainError):
@@ -86,38 +114,116 @@ def _plain(body):
     return body
 
 
-def _claim(*, user, key: str, endpoint: str, fingerprint: str) -> IdempotencyRecord | Response:
+def lock_id(*, user_id: int, key: str) -> int:
+    """Return the advisory lock number of a user's key: 64 bits of its digest, as PostgreSQL's signed bigint.
+
+    Two keys sharing a number only make one wait for the other (a 409), never run together.
+    """
+    digest = hashlib.sha256(f"idempotency:{user_id}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextmanager
+def _session_lock(*, user_id: int, key: str) -> Iterator[bool | None]:
+    """Hold the key's advisory lock on this connection's session for the enclosed block.
+
+    Yield True when this session holds it, False when another session does, None on a database
+    without advisory locks.
+    """
+    if connection.vendor != "postgresql":
+        yield None
+        return
+    number = lock_id(user_id=user_id, key=key)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [number])
+        held = bool(cursor.fetchone()[0])
+    if not held:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        _unlock(number)
+
+
+def _unlock(number: int) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [number])
+    except DatabaseError:
+        # The session is gone (and its lock with it), or unusable: close it so that a pooled
+        # connection cannot keep the lock after this request.
+        logger.warning("Could not release the idempotency lock; closing the connection", exc_info=True)
+        connection.close()
+
+
+def _answer_existing(existing: IdempotencyRecord, *, endpoint: str, fingerprint: str) -> Response | None:
+    """Return the stored response of a finished record; raise on a conflict; None while in progress."""
+    if existing.fingerprint != fingerprint or existing.endpoint != endpoint:
+        raise IdempotencyConflict(
+            f"This {HEADER} was already used for a different request; use a new key for a new request.",
+            endpoint=existing.endpoint,
+        )
+    if existing.state == IdempotencyRecord.State.DONE:
+        response = Response(existing.response_body, status=existing.response_status)
+        response[REPLAY_HEADER] = "true"
+        return response
+    return None
+
+
+def _in_progress() -> IdempotencyInProgress:
+    return IdempotencyInProgress(
+        f"A request with this {HEADER} is still being processed; retry in a moment to get its result."
+    )
+
+
+def _take_over(existing: IdempotencyRecord, *, now, locked: bool) -> bool:
+    """Claim a record left in progress by an attempt that is provably gone, or return False.
+
+    With the key's lock in hand, a record claimed under the lock is abandoned: its claimer's
+    session ended without storing or releasing it. Any other record is abandoned once it is older
+    than any request runs.
+    """
+    abandoned = (locked and existing.held_by_session) or existing.created_at <= now - IN_PROGRESS_TIMEOUT
+    if not abandoned:
+        return False
+    taken = IdempotencyRecord.objects.filter(
+        pk=existing.pk, state=IdempotencyRecord.State.IN_PROGRESS, created_at=existing.created_at
+    ).update(created_at=now, held_by_session=locked)
+    if taken:
+        existing.created_at, existing.held_by_session = now, locked
+    return bool(taken)
+
+
+def _claim(*, user, key: str, endpoint: str, fingerprint: str, locked: bool) -> IdempotencyRecord | Response:
     """Insert the in-progress record, or return the stored response to replay; raise on a conflict."""
     for _ in range(3):
         now = timezone.now()
         try:
             with transaction.atomic(durable=True):
-                return IdempotencyRecord.objects.create(user=user, key=key, endpoint=endpoint,
-                                                        fingerprint=fingerprint, created_at=now)
+                return IdempotencyRecord.objects.create(user=user, key=key, endpoint=endpoint, fingerprint=fingerprint,
+                                                        created_at=now, held_by_session=locked)
         except IntegrityError:
             pass
         existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
         if existing is None:
             continue  # released between our insert and our read: try again
-        if existing.fingerprint != fingerprint or existing.endpoint != endpoint:
-            raise IdempotencyConflict(
-                f"This {HEADER} was already used for a different request; use a new key for a new request.",
-                endpoint=existing.endpoint,
-            )
-        if existing.state == IdempotencyRecord.State.DONE:
-            response = Response(existing.response_body, status=existing.response_status)
-            response[REPLAY_HEADER] = "true"
-            return response
-        stale = existing.created_at <= now - IN_PROGRESS_TIMEOUT
-        if stale and IdempotencyRecord.objects.filter(
-            pk=existing.pk, state=IdempotencyRecord.State.IN_PROGRESS, created_at=existing.created_at
-        ).update(created_at=now):
-            existing.created_at = now
+        stored = _answer_existing(existing, endpoint=endpoint, fingerprint=fingerprint)
+        if stored is not None:
+            return stored
+        if _take_over(existing, now=now, locked=locked):
             return existing
-        raise IdempotencyInProgress(
-            f"A request with this {HEADER} is still being processed; retry in a moment to get its result."
-        )
-    raise IdempotencyInProgress(f"A request with this {HEADER} is being processed; retry in a moment.")
+        raise _in_progress()
+    raise _in_progress()
+
+
+def _refuse_while_running(*, user, key: str, endpoint: str, fingerprint: str) -> Response:
+    """Answer a request whose key another session holds: its stored outcome if just done, a conflict, or 409."""
+    existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
+    stored = existing and _answer_existing(existing, endpoint=endpoint, fingerprint=fingerprint)
+    if stored is not None:
+        return stored
+    raise _in_progress()
 
 
 def _store(record: IdempotencyRecord, response: Response) -> None:
@@ -128,7 +234,12 @@ def _store(record: IdempotencyRecord, response: Response) -> None:
 
 
 def _release(record: IdempotencyRecord) -> None:
-    IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
+    try:
+        IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
+    except DatabaseError:
+        # The connection died with the request: the record stays in progress, and a retry takes it
+        # over (at once where the session lock held it). The request's own error is the one to report.
+        logger.warning("Could not release idempotency record %s", record.pk, exc_info=True)
 
 
 def idempotent(handler):
@@ -146,22 +257,31 @@ def idempotent(handler):
         key = validate_key(key)
         endpoint = f"{request.method} {request.path}"[:200]
         fingerprint = fingerprint_of(endpoint=endpoint, body=request.data)
-        claimed = _claim(user=request.user, key=key, endpoint=endpoint, fingerprint=fingerprint)
-        if isinstance(claimed, Response):
-            return claimed
-        try:
-            response = handler(view, request, *args, idempotency_key=key, **kwargs)
-        except DomainError as refused:
-            response = Response(domain_error_body(refused), status=refused.status)
-            _store(claimed, response)
-            return response
-        except BaseException:
-            _release(claimed)
-            raise
-        if 200 <= response.status_code < 300:
-            _store(claimed, response)
-        else:
-            _release(claimed)
-        return response
+        asked = {"user": request.user, "key": key, "endpoint": endpoint, "fingerprint": fingerprint}
+        with _session_lock(user_id=request.user.pk, key=key) as locked:
+            if locked is False:
+                return _refuse_while_running(**asked)
+            claimed = _claim(**asked, locked=bool(locked))
+            if isinstance(claimed, Response):
+                return claimed
+            return _run(handler, claimed, view, request, *args, idempotency_key=key, **kwargs)
 
     return wrapper
+
+
+def _run(handler, claimed: IdempotencyRecord, view, request, *args, **kwargs) -> Response:
+    """Run the claimed request; store its outcome if a domain rule or a success decided it, else release the key."""
+    try:
+        response = handler(view, request, *args, **kwargs)
+    except DomainError as refused:
+        response = Response(domain_error_body(refused), status=refused.status)
+        _store(claimed, response)
+        return response
+    except BaseException:
+        _release(claimed)
+        raise
+    if 200 <= response.status_code < 300:
+        _store(claimed, response)
+    else:
+        _release(claimed)
+    return response

@@ -14,6 +14,7 @@ router.register("decisions", decisions.DecisionViewSet, basename="decision")
 router.register("authority-requests", requests.AuthorityRequestViewSet, basename="authority-request")
 router.register("grants", grants.GrantViewSet, basename="grant")
 router.register("audit-events", audit.AuditEventViewSet, basename="audit-event")
+router.register("auth/tokens", auth.TokenViewSet, basename="auth-token")
 
 app_name = "api"
 

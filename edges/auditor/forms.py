@@ -91,3 +91,15 @@ class SampleForm(forms.Form):
     date_to = forms.DateField(required=False, label="To day", widget=forms.DateInput(attrs={"type": "date"}))
     seed = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1,
                               help_text="The same seed and filters draw the same sample again.")
+
+
+class VerificationRequestForm(forms.Form):
+    SCOPES = (
+        ("incremental", "The entries since the last verified checkpoint (quick)"),
+        ("full", "The whole chain, from the first entry"),
+    )
+
+    scope = forms.ChoiceField(choices=SCOPES, initial="incremental", label="Verify", widget=forms.RadioSelect)
+
+    def full(self) -> bool:
+        return self.cleaned_data["scope"] == "full"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from edges.auditor import views
+from edges.auditor import export_views, views
 
 urlpatterns = [
     path("", views.audit_log, name="log"),
@@ -12,9 +12,12 @@ urlpatterns = [
     path("changes/", views.changes, name="changes"),
     path("chain/", views.chain, name="chain"),
     path("verify/", views.verify, name="verify"),
+    path("verify/request/", views.verify_request, name="verify_request"),
     path("chain/checkpoints.json", views.checkpoints_json, name="checkpoints"),
     path("chain/public-key.pem", views.public_key, name="public_key"),
-    path("export/<slug:dataset>.<slug:fmt>", views.export, name="export"),
+    path("export/<slug:dataset>.<slug:fmt>", export_views.export, name="export"),
+    path("exports/", export_views.export_list, name="exports"),
+    path("exports/<int:pk>/download/", export_views.export_download, name="export_download"),
     path("review/", views.review, name="review"),
     path("review/flags/", views.flags, name="flags"),
 ]

@@ -1,5 +1,5 @@
 """The auditor console: read-only. Decision log, decision and grant pages, authority as of an instant,
-change history, chain status, exports, review sampling.
+change history, chain status, review sampling (exports: edges.auditor.export_views).
 
 The one write an auditor makes is a review flag (authority.services.oversight.review_flag_create);
 exports are recorded in the audit log as well. Lists seek on indexed keys instead of counting and
@@ -9,7 +9,7 @@ offsetting, so they stay fast at millions of rows (docs/consoles.md).
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -25,10 +25,9 @@ from authority import reports, selectors
 from authority.models import AuthorityKind, AuthorityRequest, Decision, Grant, GrantStatus, ReviewFlag
 from authority.policy import is_auditor
 from authority.services.oversight import review_flag_create
-from edges.auditor import exports
-from edges.auditor.forms import AuthorityAtForm, DecisionFilterForm, ReviewFlagForm, SampleForm
+from edges.auditor import filtering
+from edges.auditor.forms import AuthorityAtForm, ReviewFlagForm, SampleForm, VerificationRequestForm
 from edges.web.console import auditor_console
-from edges.web.forms import case_number
 from edges.web.service_calls import run_service
 from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead
 from h2h_core.organisation import current_organisation
@@ -41,24 +40,8 @@ EVENT_FILTERS = ("action", "actor", "object_type", "object_id", "outcome", "date
 
 
 def _events_matching(params) -> tuple:
-    """Audit events filtered by GET parameters (reports.events_matching); returns (queryset, the filters used)."""
-    filters, given = {}, {}
-    for param in ("action", "actor", "object_type", "object_id", "outcome"):
-        value = params.get(param, "").strip()
-        if value:
-            filters[param] = given[param] = value
-    number = case_number(params.get("case", ""))
-    if number:
-        filters["case"], given["case"] = str(number), number
-    for param in ("date_from", "date_to"):
-        value = params.get(param, "").strip()
-        try:
-            day = datetime.strptime(value, "%Y-%m-%d").date() if value else None
-        except ValueError:
-            day = None
-        if day:
-            filters[param], given[param] = value, day
-    return reports.events_matching(reports.AuditFilters(**given)), filters
+    """Audit events filtered by GET parameters; returns (queryset, the filters used)."""
+    return filtering.events_matching(params)
 
 
 @auditor_console
@@ -78,10 +61,7 @@ def audit_log(request):
 
 
 def _decision_filters(request):
-    form = DecisionFilterForm(request.GET or None)
-    if form.is_bound and form.is_valid():
-        return form, form.filters()
-    return form, reports.DecisionFilters() if not form.is_bound else None
+    return filtering.decision_filters(request.GET)
 
 
 @auditor_console
@@ -238,31 +218,61 @@ def changes(request):
 # --- the chain ----------------------------------------------------------------------------------
 
 
-def _chain_context(report=None) -> dict:
+def _chain_context(request, **extra) -> dict:
     from h2h_core.audit.checkpoint import configured_key_fingerprint
+    from h2h_core.audit.verification import may_verify_audit_chain
+    from h2h_core.models import ChainVerification
 
+    verifications = ChainVerification.objects.select_related("requested_by")
     return {
         "head": AuditHead.objects.filter(pk=1).first(),
         "last_checkpoint": AuditCheckpoint.objects.order_by("-seq", "-id").first(),
         "checkpoint_count": AuditCheckpoint.objects.count(),
         "key_fingerprint": configured_key_fingerprint(),
-        "report": report,
+        "active": verifications.filter(status__in=ChainVerification.ACTIVE).first(),
+        "last": verifications.exclude(status__in=ChainVerification.ACTIVE).order_by("-finished_at", "-pk").first(),
+        "verify_form": VerificationRequestForm(),
+        "may_verify": may_verify_audit_chain(request.user),
         "tz": current_organisation().tz,
+        **extra,
     }
 
 
 @auditor_console
 def chain(request):
-    """Chain status: the head, the last signed checkpoint, and downloads to check outside the product."""
-    return render(request, "authority/chain.html", _chain_context())
+    """Chain status: the head, the last signed checkpoint and verification, and downloads to check outside."""
+    return render(request, "authority/chain.html", _chain_context(request))
 
 
 @auditor_console
 def verify(request):
-    """Recompute the whole chain now and check every signed checkpoint."""
-    from h2h_core.audit.verify import verify_chain
+    """The last verification's result, the one queued or running, and the form that requests one."""
+    return render(request, "authority/chain.html", _chain_context(request))
 
-    return render(request, "authority/chain.html", _chain_context(verify_chain()))
+
+@auditor_console
+@require_POST
+def verify_request(request):
+    """Queue a verification of the chain (a worker runs it); a second request gets the queued one."""
+    from h2h_core.audit.verification import chain_verification_request
+
+    form = VerificationRequestForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose what to verify: the new entries or the whole chain.")
+        return render(request, "authority/chain.html", _chain_context(request, verify_form=form), status=400)
+    ok, result = run_service(request, lambda: chain_verification_request(actor=request.user, full=form.full()))
+    if not ok:
+        return render(request, "authority/chain.html", _chain_context(request, verify_form=form), status=403)
+    verification, created = result
+    if created:
+        messages.success(request, f"Verification {verification.pk} ({verification.mode}) "
+                                  "is queued; this page shows its result when a worker has run it.")
+    else:
+        requested = timezone.localtime(verification.requested_at, current_organisation().tz)
+        who = verification.requested_by.username if verification.requested_by else "the schedule"
+        messages.info(request, f"Verification {verification.pk} is already {verification.get_status_display().lower()} "
+                               f"(requested by {who} at {requested:%H:%M:%S}); no second one was queued.")
+    return redirect(reverse("audit:verify"))
 
 
 @auditor_console
@@ -289,39 +299,15 @@ def public_key(request):
     from h2h_core.audit.checkpoint import SigningKeyError, public_key_pem
 
     try:
-        pem = public_key_pem()
+        pem = public_key_pem()  # H2H_AUDIT_PUBLIC_KEY (this server needs no private key)
     except SigningKeyError:
         latest = AuditCheckpoint.objects.order_by("-seq", "-id").first()
         if latest is None:
-            raise Http404("No signing key is configured and nothing has been signed yet.") from None
+            raise Http404("No audit public key is configured and nothing has been signed yet.") from None
         pem = latest.public_key
     response = HttpResponse(pem, content_type="application/x-pem-file")
     response["Content-Disposition"] = 'attachment; filename="h2h-audit-public-key.pem"'
     return response
-
-
-# --- exports ------------------------------------------------------------------------------------
-
-
-@auditor_console
-def export(request, dataset: str, fmt: str):
-    """Stream decisions or audit events, following the filters of the page they were asked from."""
-    if fmt not in exports.FORMATS:
-        raise Http404("Unknown format")
-    if dataset == "events":
-        events, filters = _events_matching(request.GET)
-        return exports.export_events(actor=request.user, queryset=events, fmt=fmt, filters=filters)
-    if dataset != "decisions":
-        raise Http404("Unknown dataset")
-    form, filters = _decision_filters(request)
-    if filters is None:
-        messages.error(request, "Correct the filters before exporting.")
-        return redirect(reverse("audit:decisions") + "?" + request.GET.urlencode())
-    if filters.outcome == "refused":
-        return exports.export_events(actor=request.user, queryset=reports.refusals_matching(filters), fmt=fmt,
-                                     filters={"dataset": "refused decisions", **filters.as_query()})
-    return exports.export_decisions(actor=request.user, queryset=reports.decisions_matching(filters), fmt=fmt,
-                                    filters=filters.as_query())
 
 
 # --- review sampling ----------------------------------------------------------------------------

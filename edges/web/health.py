@@ -1,11 +1,12 @@
 """`/healthz/`: is this application server able to serve, for a load balancer or a monitor.
 
-No login, and nothing beyond these facts: whether the database answers a `SELECT 1` (and how fast),
-and when the timer dispatcher (`workflow_timers`) last fired a timer. 200 while the database
-answers, 503 when it does not. "degraded" also marks a database that answers while the timers
-cannot be read. The timers' age is reported, not judged: how old is too old depends on the
-deployment's timers (the monitor decides). Exempt from the HTTPS redirect (SECURE_REDIRECT_EXEMPT)
-so a load balancer can probe it over plain HTTP.
+No login, and nothing beyond these facts: whether the database answers a `SELECT 1` (and how
+fast), whether the job queue can be read (how many jobs wait, the oldest one's age), and the
+timers (when the worker last swept them, when one last fired, and how late the most overdue one
+is). 200 while the database answers, 503 when it does not. "degraded" marks a database that
+answers while the queue or the timers cannot be read. Ages are reported, not judged: how old is
+too old depends on the deployment (the monitor decides; /metrics/ has the same figures). Exempt
+from the HTTPS redirect (SECURE_REDIRECT_EXEMPT) so a load balancer can probe it over plain HTTP.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from workflows.selectors import last_timer_run
+from . import vitals
 
 logger = logging.getLogger("h2h.health")
 
@@ -36,28 +37,53 @@ def _database() -> dict:
     return {"reachable": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
-def _timers() -> dict | None:
+def _queue() -> dict:
     try:
-        last_run = last_timer_run()
+        queue = vitals.queue()
+    except DatabaseError:
+        logger.exception("Health check: the job queue cannot be read")
+        return {"reachable": False}
+    return {"reachable": True, "ready": queue.ready, "oldest_ready_age_seconds": _seconds(queue.oldest_ready_age)}
+
+
+def _timers() -> dict | None:
+    now = timezone.now()
+    try:
+        timers = vitals.timers(now)
     except DatabaseError:
         logger.exception("Health check: the timer tasks cannot be read")
         return None
-    if last_run is None:
-        return {"last_run": None, "age_seconds": None}
-    return {"last_run": last_run.isoformat(), "age_seconds": int((timezone.now() - last_run).total_seconds())}
+    return {
+        "last_sweep": _iso(timers.last_sweep),
+        "sweep_age_seconds": _seconds(None if timers.last_sweep is None else (now - timers.last_sweep).total_seconds()),
+        "last_run": _iso(timers.last_fired),
+        "age_seconds": _seconds(None if timers.last_fired is None else (now - timers.last_fired).total_seconds()),
+        "lag_seconds": _seconds(timers.lag),
+    }
+
+
+def _iso(moment) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _seconds(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 @never_cache
 @require_safe
 def healthz(request):
     database = _database()
+    queue = _queue() if database["reachable"] else {"reachable": False}
     timers = _timers() if database["reachable"] else None
-    healthy = database["reachable"] and timers is not None
+    healthy = database["reachable"] and queue["reachable"] and timers is not None
     return JsonResponse(
         {
             "status": "ok" if healthy else "degraded",
             "database": database,
-            "timers": timers or {"last_run": None, "age_seconds": None},
+            "queue": queue,
+            "timers": timers or {"last_sweep": None, "sweep_age_seconds": None, "last_run": None,
+                                 "age_seconds": None, "lag_seconds": None},
         },
         status=200 if database["reachable"] else 503,
     )

@@ -1,6 +1,5 @@
 """Request middleware: the request context of the audit log, and a guard against NUL characters."""
 
-from django.conf import settings
 from django.http import HttpResponseBadRequest, JsonResponse
 
 from h2h_core import request_context
@@ -9,10 +8,9 @@ from h2h_core import request_context
 class RequestContextMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        self.trust_forwarded_for = getattr(settings, "H2H_TRUST_X_FORWARDED_FOR", False)
 
     def __call__(self, request):
-        meta = request_context.meta_from_request(request, trust_forwarded_for=self.trust_forwarded_for)
+        meta = request_context.meta_from_request(request)
         request.request_id = meta.request_id
         token = request_context.activate(meta)
         try:

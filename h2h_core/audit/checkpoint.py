@@ -2,7 +2,9 @@
 
 A checkpoint is worth something only if its key is not in the database: whoever rewrites the
 whole chain (and recomputes every hash) cannot forge a signature without the private key file.
-Keep that file off the database host, readable by the app only (audit_keygen writes it 0600).
+Only the signer needs that file (the `audit_checkpoint_sign` job or `manage.py audit_checkpoint`,
+on a worker or an operator's machine; audit_keygen writes it 0600). Web servers verify with the
+public key alone (H2H_AUDIT_PUBLIC_KEY), so a compromised web server cannot sign.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
@@ -53,6 +56,68 @@ def load_signing_key(path: Path | str | None = None) -> Ed25519PrivateKey:
     return key
 
 
+def _public_key_setting() -> str:
+    # An environment variable cannot always hold newlines: accept them written as "\n" too.
+    return str(getattr(settings, "H2H_AUDIT_PUBLIC_KEY", "") or "").strip().replace("\\n", "\n")
+
+
+def public_key_path() -> Path:
+    """Where audit_keygen writes the public key: H2H_AUDIT_PUBLIC_KEY when that names a file, else
+    next to the signing key (`audit_signing_key.pem` -> `audit_signing_key.pub.pem`)."""
+    configured = _public_key_setting()
+    if configured and not configured.startswith("-----BEGIN"):
+        return Path(configured)
+    return signing_key_path().with_suffix(".pub.pem")
+
+
+def load_public_key() -> Ed25519PublicKey:
+    """Return the public key checkpoints are verified with.
+
+    H2H_AUDIT_PUBLIC_KEY (PEM text, or the path of a PEM file) when set; otherwise the public half
+    of the signing key file, when this machine has one (the development default).
+    """
+    configured = _public_key_setting()
+    if not configured:
+        try:
+            return load_signing_key().public_key()
+        except SigningKeyError as error:
+            raise SigningKeyError(
+                "No audit public key is configured: set H2H_AUDIT_PUBLIC_KEY to the public key that "
+                f"`manage.py audit_keygen` wrote (PEM text or file). ({error})"
+            ) from error
+    if configured.startswith("-----BEGIN"):
+        data, source = configured.encode("ascii", "replace"), "H2H_AUDIT_PUBLIC_KEY"
+    else:
+        source = f"{configured} (H2H_AUDIT_PUBLIC_KEY)"
+        try:
+            data = Path(configured).read_bytes()
+        except OSError as error:
+            raise SigningKeyError(f"The audit public key file {source} cannot be read: {error.strerror}") from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        raise SigningKeyError(f"The audit public key in {source} cannot be read: {error}") from error
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningKeyError(f"The audit public key in {source} is not an Ed25519 public key.")
+    return key
+
+
+def write_public_key(key: Ed25519PrivateKey | Ed25519PublicKey, path: Path | str | None = None) -> Path:
+    """Write the public half of `key` as PEM (mode 0644: it is meant to be published)."""
+    path = Path(path) if path is not None else public_key_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(public_key_pem(key))
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def generate_signing_key(path: Path | str | None = None, *, overwrite: bool = False) -> Ed25519PrivateKey:
     """Create a new Ed25519 key and write it as PEM, readable by its owner only (0600).
 
@@ -86,8 +151,8 @@ def generate_signing_key(path: Path | str | None = None, *, overwrite: bool = Fa
 
 
 def public_key_pem(key: Ed25519PrivateKey | Ed25519PublicKey | None = None) -> str:
-    """Return the public half of the signing key (the configured one by default) as PEM text."""
-    key = key if key is not None else load_signing_key()
+    """Return a public key as PEM text: the half of `key`, or by default the configured public key."""
+    key = key if key is not None else load_public_key()
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return public.public_bytes(
         encoding=serialization.Encoding.PEM,
@@ -107,25 +172,52 @@ def key_fingerprint(public_key: Ed25519PublicKey | str | bytes) -> str:
 
 
 def configured_key_fingerprint() -> str | None:
-    """Return the fingerprint of the configured signing key, or None when there is no usable key."""
+    """Return the fingerprint of the configured public key, or None when there is no usable key."""
     try:
-        return key_fingerprint(load_signing_key().public_key())
+        return key_fingerprint(load_public_key())
     except SigningKeyError:
         return None
 
 
-def audit_checkpoint_create(*, actor=None) -> AuditCheckpoint:
+def checkpoint_signing_key() -> Ed25519PrivateKey:
+    """Load the signing key, refusing one that is not the half of the configured public key.
+
+    Checkpoints signed by another key would verify only with a warning on the web servers.
+    """
+    key = load_signing_key()
+    if _public_key_setting():
+        expected, actual = key_fingerprint(load_public_key()), key_fingerprint(key.public_key())
+        if expected != actual:
+            raise SigningKeyError(
+                f"The audit signing key at {signing_key_path()} (fingerprint {actual}) is not the private half "
+                f"of H2H_AUDIT_PUBLIC_KEY (fingerprint {expected}): nothing was signed."
+            )
+    return key
+
+
+CHECKPOINT_EVENT = "audit.checkpoint_signed"
+
+
+def audit_checkpoint_create(*, actor=None, only_if_moved: bool = False) -> AuditCheckpoint | None:
     """Sign the chain's current head and store the signature as a checkpoint.
 
     The head row is locked, so the checkpoint names a head that writers have committed (a writer
     holding the lock finishes first). The checkpoint covers the chain up to the head as it was
-    before this call; the "audit.checkpoint_signed" event recorded afterwards comes after it.
+    before this call; the "audit.checkpoint_signed" event recorded afterwards comes after it, in
+    the same transaction, so verification can tell a deleted checkpoint row from one never made.
+    With `only_if_moved`, nothing is signed (None is returned) when no event but the last
+    checkpoint's own was recorded since it.
     """
-    key = load_signing_key()  # read and parse the key before taking the lock
+    key = checkpoint_signing_key()  # read and parse the key before taking the lock
     public_pem = public_key_pem(key)
     fingerprint = key_fingerprint(key.public_key())
     with service_atomic():
         head = audit_head_qs_select_for_update().filter(pk=1).first()
+        if only_if_moved and head is not None:
+            last = AuditCheckpoint.objects.order_by("-seq", "-id").values_list("seq", flat=True).first()
+            # The last checkpoint's own event is the entry right after the head it signed.
+            if last is not None and head.seq <= last + 1:
+                return None
         checkpoint = AuditCheckpoint(
             seq=head.seq if head else 0,
             hash=head.hash if head else GENESIS_HASH,
@@ -137,7 +229,7 @@ def audit_checkpoint_create(*, actor=None) -> AuditCheckpoint:
         checkpoint.save(force_insert=True)
         audit_record(
             actor=actor,
-            action="audit.checkpoint_signed",
+            action=CHECKPOINT_EVENT,
             object_type="audit_checkpoint",
             object_id=checkpoint.pk,
             after={

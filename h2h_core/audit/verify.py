@@ -3,46 +3,47 @@
 The events are streamed in sequence order in chunks, so memory stays flat however long the log
 is. Each entry must carry the next sequence number, link to its predecessor's hash, and hash to
 its own stored hash; the last one must be the chain head. Signed checkpoints are then checked
-twice: the signature against the public key stored with it, and the signed hash against the hash
-the chain has now at that sequence number (which catches a chain rewritten and rehashed from some
-entry on, the one change the hashes alone cannot reveal).
+against their signatures, the chain, and the chain's record of their signing (verify_checkpoints).
+
+A full run starts at entry 1. An incremental run starts after a checkpoint that an earlier run
+proved (`since`): that checkpoint's signature is checked again and the chain must still have its
+hash there, but the entries before it are not read again. That is the trade-off: an entry before
+it that was rewritten in place since the earlier run (by someone who can bypass the database's
+triggers) is found only by the next full run, so full runs are scheduled too (daily).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery
 
-from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead
+from h2h_core.models import AuditEvent, AuditHead
 
 from .chain import GENESIS_HASH, HASHED_FIELDS, event_hash
+from .verify_checkpoints import (  # noqa: F401  (checkpoint_message, verify_checkpoint_signature: re-exported)
+    CheckpointResult,
+    VerificationKey,
+    check_chain_hash,
+    check_signature,
+    checkpoint_message,
+    checkpoints_with_chain_hash,
+    format_utc,
+    verify_checkpoint_signature,
+    verify_checkpoints,
+)
 
 _STREAMED_FIELDS = (*HASHED_FIELDS, "hash")
 
 
 @dataclass(frozen=True)
-class CheckpointResult:
-    """What one signed checkpoint says and whether the signature and the chain agree with it."""
+class TrustedCheckpoint:
+    """A checkpoint an earlier verification proved: an incremental run starts after it."""
 
     id: int
     seq: int
     hash: str
-    signed_at: datetime
-    key_fingerprint: str
-    signature_valid: bool
-    matches_chain: bool
-    current_key: bool | None  # None when no signing key is configured to compare with
-    message: str
-
-    @property
-    def ok(self) -> bool:
-        return self.signature_valid and self.matches_chain
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class ChainReport:
     """The outcome of verify_chain: intact, or the first bad entry and what is wrong with it."""
 
     ok: bool
-    count: int  # entries verified intact (on failure: those before the first bad one)
+    count: int  # entries verified intact by this run (on failure: those before the first bad one)
     total: int  # entries in the log
     first_bad_seq: int | None
     message: str
@@ -60,11 +61,21 @@ class ChainReport:
     chain_intact: bool = True  # every entry hashes and links; false when the break is in the chain itself
     checkpoints: list[CheckpointResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    from_seq: int = 1  # the first entry this run read
+    anchor: CheckpointResult | None = None  # an incremental run: the proven checkpoint it started after
 
     def summary(self) -> str:
         """Return the one-line verdict shown by `manage.py verify_audit` and the auditor's page."""
         if not self.ok:
             return f"Audit chain BROKEN at entry {self.first_bad_seq}: {self.message}"
+        if self.anchor is not None:
+            proven = f"the checkpoint at entry {self.anchor.seq}, which an earlier verification proved"
+            if self.count == 0:
+                return f"Audit chain intact up to entry {self.last_seq}: no entries after {proven}"
+            return (
+                f"Audit chain intact: {self.count} new entries verified, {self.from_seq} to {self.last_seq}"
+                f" ({format_utc(self.last_time)}), after {proven}; {self.total} entries in all"
+            )
         if self.total == 0:
             return "Audit chain intact: 0 of 0 entries verified (the log is empty)"
         return (
@@ -80,45 +91,51 @@ class _Broken(Exception):
         self.message = message
 
 
-def format_utc(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
-
-
 def _entries(first: int, last: int) -> str:
     return f"entry {first} is" if first == last else f"entries {first} to {last} are"
 
 
-def verify_chain(*, chunk_size: int = 2000) -> ChainReport:
-    """Recompute the whole chain and check every signed checkpoint against it.
+def verify_chain(*, chunk_size: int = 2000, since: TrustedCheckpoint | None = None) -> ChainReport:
+    """Recompute the chain (all of it, or after `since`) and check the signed checkpoints against it.
 
     Runs in one read-only snapshot (REPEATABLE READ on PostgreSQL) when called outside a
     transaction, so events appended meanwhile neither hide nor fake a break. Inside a caller's
     transaction its isolation applies: on PostgreSQL's default READ COMMITTED, a concurrent writer
     can then make the head and the events disagree, so call it outside one where writers are busy.
+    When `since` no longer verifies, the whole chain is verified instead, and a warning says why.
     """
     if connection.in_atomic_block:
-        return _verify(chunk_size)
+        return _verify(chunk_size, since)
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        return _verify(chunk_size)
+        return _verify(chunk_size, since)
 
 
-def _verify(chunk_size: int) -> ChainReport:
+def _verify(chunk_size: int, since: TrustedCheckpoint | None) -> ChainReport:
     head = AuditHead.objects.filter(pk=1).values_list("seq", "hash").first()
-    state = _ChainWalk(head)
+    key = VerificationKey.load()
+    anchor, start_time, fallback = _anchor(since, key) if since is not None else (None, None, "")
+    rows = AuditEvent.objects.order_by("seq", "id").values_list(*_STREAMED_FIELDS)
+    if anchor is None:
+        state = _ChainWalk(head)
+    else:
+        state = _ChainWalk(head, start=(anchor.seq, anchor.hash, start_time))
+        rows = rows.filter(seq__gt=anchor.seq)
     try:
-        rows = AuditEvent.objects.order_by("seq", "id").values_list(*_STREAMED_FIELDS)
         for row in rows.iterator(chunk_size=chunk_size):
             state.check(dict(zip(_STREAMED_FIELDS, row, strict=True)))
         state.finish()
     except _Broken as broken:
         first_bad, message, chain_intact = broken.seq, broken.message, False
-        total = AuditEvent.objects.count()
+        total = AuditEvent.objects.count() if anchor is None else state.head_seq
     else:
-        first_bad, message, chain_intact, total = None, "", True, state.count
-    checkpoints, warnings = _verify_checkpoints()
+        first_bad, message, chain_intact = None, "", True
+        total = state.count if anchor is None else state.head_seq
+    checkpoints, warnings = verify_checkpoints(key, after_seq=anchor.seq if anchor else None)
+    if fallback:
+        warnings.insert(0, fallback)
     failed = [result for result in checkpoints if not result.ok]
     if first_bad is None and failed:
         first_bad, message = failed[0].seq, failed[0].message
@@ -134,21 +151,48 @@ def _verify(chunk_size: int) -> ChainReport:
         chain_intact=chain_intact,
         checkpoints=checkpoints,
         warnings=warnings,
+        from_seq=state.start_seq + 1,
+        anchor=anchor,
     )
+
+
+def _anchor(since: TrustedCheckpoint, key: VerificationKey) -> tuple[CheckpointResult | None, datetime | None, str]:
+    """Check the checkpoint an incremental run starts after; (None, None, why not) when it no longer holds."""
+    instead = "the whole chain was verified instead"
+    row = checkpoints_with_chain_hash().filter(pk=since.id).first()
+    if row is None:
+        return None, None, (f"The checkpoint at entry {since.seq} that the last verification proved is gone "
+                            f"(deleted): {instead}.")
+    problems: list[str] = []
+    if (row.seq, row.hash) != (since.seq, since.hash):
+        problems.append("it is not the one the last verification proved (altered)")
+    signature_valid, current_key = check_signature(row, key, problems)
+    if current_key is False:
+        problems.append("it was not signed by the configured key")
+    matches_chain = check_chain_hash(row, problems)
+    if problems:
+        return None, None, (f"The checkpoint at entry {since.seq} that the last verification proved no longer "
+                            f"holds ({'; '.join(problems)}): {instead}.")
+    time = AuditEvent.objects.filter(seq=row.seq).values_list("occurred_at", flat=True).first()
+    result = CheckpointResult(
+        id=row.pk, seq=row.seq, hash=row.hash, signed_at=row.signed_at, key_fingerprint=row.key_fingerprint,
+        signature_valid=signature_valid, matches_chain=matches_chain, current_key=current_key,
+        message=f"checkpoint at entry {row.seq} signed {format_utc(row.signed_at)}: signature valid, matches the chain",
+    )
+    return result, time, ""
 
 
 class _ChainWalk:
     """The state carried from one entry to the next while streaming the chain."""
 
-    def __init__(self, head: tuple[int, str] | None):
+    def __init__(self, head: tuple[int, str] | None, start: tuple[int, str, datetime | None] = (0, GENESIS_HASH, None)):
         self.head_missing = head is None
         self.head_seq, self.head_hash = head if head is not None else (0, GENESIS_HASH)
+        self.start_seq = start[0]
         self.count = 0
-        self.last_seq = 0
-        self.last_hash = GENESIS_HASH
+        self.last_seq, self.last_hash, self.last_time = start
         self.last_prev_hash: str | None = None
-        self.last_time: datetime | None = None
-        self.before_last: tuple[int, str, datetime | None] = (0, GENESIS_HASH, None)
+        self.before_last: tuple[int, str, datetime | None] = start
 
     def check(self, entry: dict) -> None:
         seq, expected = entry["seq"], self.last_seq + 1
@@ -165,7 +209,7 @@ class _ChainWalk:
         if seq > expected:
             raise _Broken(expected, f"{_entries(expected, seq - 1)} missing (removed)")
         if entry["prev_hash"] != self.last_hash:
-            if self.last_seq and entry["prev_hash"] == self.last_prev_hash:
+            if self.count and entry["prev_hash"] == self.last_prev_hash:
                 raise _Broken(self.last_seq, f"entry {self.last_seq} was inserted behind the chain's back: "
                                              f"entry {seq} links to the entry before it")
             if seq == 1:
@@ -191,91 +235,8 @@ class _ChainWalk:
         if self.last_hash != self.head_hash:
             if self.last_seq == 0:
                 raise _Broken(0, "the log is empty but the chain head's hash is not the genesis hash")
-            bad = self.last_seq  # the head does not vouch for it after all: not verified intact
-            self.count -= 1
-            self.last_seq, self.last_hash, self.last_time = self.before_last
+            bad = self.last_seq
+            if self.count:  # the head does not vouch for the last entry after all: not verified intact
+                self.count -= 1
+                self.last_seq, self.last_hash, self.last_time = self.before_last
             raise _Broken(bad, f"entry {bad} does not match the chain head: it was rewritten (or the head was)")
-
-
-def _verify_checkpoints() -> tuple[list[CheckpointResult], list[str]]:
-    from .checkpoint import configured_key_fingerprint, key_fingerprint
-
-    configured = configured_key_fingerprint()
-    warnings = []
-    if configured is None and AuditCheckpoint.objects.exists():
-        warnings.append("No audit signing key is configured: checkpoints were checked only against "
-                        "the public keys stored with them.")
-    results = []
-    chain_hashes = AuditEvent.objects.filter(seq=OuterRef("seq")).values("hash")[:1]
-    checkpoints = AuditCheckpoint.objects.annotate(chain_hash=Subquery(chain_hashes)).order_by("seq", "id")
-    for checkpoint in checkpoints.iterator():
-        problems = []
-        signature_valid = verify_checkpoint_signature(
-            public_key_pem=checkpoint.public_key,
-            seq=checkpoint.seq,
-            hash=checkpoint.hash,
-            signed_at=checkpoint.signed_at,
-            signature=checkpoint.signature,
-        )
-        if not signature_valid:
-            problems.append("its signature does not verify (forged or altered)")
-        try:
-            stored_fingerprint = key_fingerprint(checkpoint.public_key)
-        except ValueError:
-            stored_fingerprint = None
-        if stored_fingerprint != checkpoint.key_fingerprint:
-            signature_valid = False
-            problems.append("its key fingerprint does not belong to its public key")
-        chain_hash = GENESIS_HASH if checkpoint.seq == 0 else checkpoint.chain_hash
-        matches_chain = chain_hash == checkpoint.hash
-        if chain_hash is None:
-            problems.append(f"entry {checkpoint.seq}, which it signed, is no longer in the log")
-        elif not matches_chain:
-            problems.append(f"the chain's hash at entry {checkpoint.seq} is not the signed one: "
-                            f"the log was rewritten up to entry {checkpoint.seq}")
-        current_key = None if configured is None else checkpoint.key_fingerprint == configured
-        if current_key is False and signature_valid:
-            warnings.append(f"checkpoint at entry {checkpoint.seq} ({format_utc(checkpoint.signed_at)}) was "
-                            f"signed by key {checkpoint.key_fingerprint[:16]}…, not the configured signing key")
-        label = f"checkpoint at entry {checkpoint.seq} signed {format_utc(checkpoint.signed_at)}"
-        message = f"{label}: " + ("; ".join(problems) if problems else "signature valid, matches the chain")
-        results.append(
-            CheckpointResult(
-                id=checkpoint.pk,
-                seq=checkpoint.seq,
-                hash=checkpoint.hash,
-                signed_at=checkpoint.signed_at,
-                key_fingerprint=checkpoint.key_fingerprint,
-                signature_valid=signature_valid,
-                matches_chain=matches_chain,
-                current_key=current_key,
-                message=message,
-            )
-        )
-    return results, warnings
-
-
-def checkpoint_message(*, seq: int, hash: str, signed_at: datetime | str) -> bytes:
-    """Return the bytes a checkpoint's signature covers (AuditCheckpoint.signed_message)."""
-    if isinstance(signed_at, datetime):
-        signed_at = signed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return f"h2h-audit-checkpoint:v1:{seq}:{hash}:{signed_at}".encode()
-
-
-def verify_checkpoint_signature(
-    *, public_key_pem: str | bytes, seq: int, hash: str, signed_at: datetime | str, signature: str
-) -> bool:
-    """Check one checkpoint with nothing but its public key: no database, no settings.
-
-    `signed_at` is a datetime or its UTC text form "YYYY-MM-DDTHH:MM:SS.ffffffZ"; `signature` is
-    the hex text stored with the checkpoint.
-    """
-    try:
-        data = public_key_pem.encode("ascii") if isinstance(public_key_pem, str) else public_key_pem
-        public_key = serialization.load_pem_public_key(data)
-        if not isinstance(public_key, Ed25519PublicKey):
-            return False
-        public_key.verify(bytes.fromhex(signature), checkpoint_message(seq=seq, hash=hash, signed_at=signed_at))
-    except (InvalidSignature, ValueError, TypeError, UnicodeError):
-        return False
-    return True

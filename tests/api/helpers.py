@@ -2,7 +2,6 @@
 
 from decimal import Decimal
 
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from authority.models import (
@@ -14,6 +13,7 @@ from authority.models import (
     Period,
     UsageCounter,
 )
+from h2h_core.api_tokens import api_token_new
 from h2h_core.models import AuditEvent, Case, CaseEvent
 from tests.factories import GrantFactory
 
@@ -21,8 +21,11 @@ from tests.factories import GrantFactory
 def client_for(user) -> APIClient:
     """Return an API client that authenticates as `user` with a token, as an integrator would."""
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    # Test setup, like the factories: the token is made as the issue service makes it, without its audit
+    # event, so tests that read the audit log see only what they did (tests/api/test_tokens.py tests the issue).
+    issued = api_token_new(user=user)
+    issued.token.save()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issued.key}")
     return client
 
 

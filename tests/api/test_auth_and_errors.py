@@ -2,10 +2,10 @@
 
 import pytest
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from h2h_core.models import AuditEvent, Case
+from h2h_core.models import ApiToken, AuditEvent, Case
+from h2h_core.models.tokens import token_digest
 
 from .helpers import assert_error_shape, state
 
@@ -19,27 +19,28 @@ def test_a_username_and_password_buy_a_token_that_opens_the_api(alice, client):
     # then she gets one, the first issue is audited, and it authenticates her
     assert response.status_code == 200
     token = response.json()["token"]
-    assert token == Token.objects.get(user=alice).key and response.json()["roles"] == ["Agent"]
+    assert ApiToken.objects.get(user=alice).digest == token_digest(token) and response.json()["roles"] == ["Agent"]
     assert AuditEvent.objects.filter(action="api_token.created", actor_username="alice").count() == 1
     me = client.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {token}")
     assert me.status_code == 200 and me.json()["username"] == "alice"
 
 
-def test_asking_again_returns_the_same_token_and_audits_nothing_more(alice, client):
-    # given alice already has a token
+def test_asking_again_issues_another_token_and_both_work(alice, client):
+    # given alice already has a token (a key is shown once: it cannot be handed out again)
     first = client.post("/api/v1/auth/token/", {"username": "alice", "password": "h2h-demo"}).json()["token"]
-    events = AuditEvent.objects.count()
     # when she asks again (as a form post, like curl -d)
-    again = client.post("/api/v1/auth/token/", {"username": "alice", "password": "h2h-demo"})
-    # then it is the same token and nothing new is recorded
-    assert again.json()["token"] == first and AuditEvent.objects.count() == events
+    again = client.post("/api/v1/auth/token/", {"username": "alice", "password": "h2h-demo"}).json()["token"]
+    # then she has a second token, its issue is recorded too, and both open the API
+    assert again != first and AuditEvent.objects.filter(action="api_token.created").count() == 2
+    for key in (first, again):
+        assert client.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
 
 
 def test_a_wrong_password_gets_no_token(alice, client):
     response = client.post("/api/v1/auth/token/", {"username": "alice", "password": "guess"},
                            content_type="application/json")
     assert_error_shape(response, 400, "invalid_credentials")
-    assert not Token.objects.exists()
+    assert not ApiToken.objects.exists()
 
 
 @override_settings(AXES_FAILURE_LIMIT=3)
@@ -54,7 +55,7 @@ def test_repeated_wrong_passwords_lock_the_username_out_with_429(alice, client):
     # then the lockout holds, in the error shape, and no token was issued
     body = assert_error_shape(response, 429, "too_many_attempts")
     assert response["Retry-After"] == "900" and body["details"] == {"retry_after_seconds": 900}
-    assert not Token.objects.exists()
+    assert not ApiToken.objects.exists()
 
 
 def test_a_token_request_without_fields_names_them(client):

@@ -23,9 +23,9 @@ from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 
 from authority.services import GrantTerms, authority_request_open, decision_execute, grant_create
+from h2h_core.api_tokens import api_token_issue
 from h2h_core.models import CaseStatus, Role
 from tests.factories import CaseFactory, UserFactory, kind
 
@@ -75,7 +75,7 @@ def tokens(retention, alice, maria):
                            justification="seed")
     grant_create(actor=maria, kind=kind("refund"), user=alice, reason="seed",
                  terms=GrantTerms(per_case_limit=Decimal("3000"), currency="EUR"))
-    return {role: f"Token {Token.objects.get_or_create(user=user)[0].key}"
+    return {role: f"Token {api_token_issue(actor=user, user=user).key}"
             for role, user in (("agent", alice), ("manager", maria), ("auditor", audrey))}
 
 

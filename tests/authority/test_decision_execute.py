@@ -113,7 +113,8 @@ def test_refund_within_limits_writes_decision_outbox_counters_and_one_audit_even
     assert message.decision_id == decision.pk
     assert message.topic == refund.outbox_topic == "billing.refund.issue"
     assert message.payload["amount"] == "200" and message.payload["case_reference"] == case_owned_by_alice.reference
-    assert message.delivered_at is None
+    # (no webhook endpoint subscribes here, so it is settled at once; deliveries: test_webhook_jobs.py)
+    assert message.delivered_at is not None and message.last_error == "No active endpoint subscribed."
     # and both counters rose by the amount
     assert used(case_key(case_owned_by_alice)) == Decimal("200")
     assert used(period_key(alice)) == Decimal("200")

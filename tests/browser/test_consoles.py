@@ -14,6 +14,7 @@ from authority.models import Grant, GrantStatus, RequestStatus
 from authority.services import authority_request_open, decision_execute
 from h2h_core.models import AuditEvent, Role
 from tests.factories import CaseFactory, CustomerFactory, GrantFactory, TeamFactory, UserFactory, kind, role
+from tests.jobs import run_jobs
 
 # serialized_rollback restores the reference data (authority kinds, roles) that the flush removes.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -181,10 +182,13 @@ def test_audrey_filters_opens_a_decision_sees_the_grant_verifies_and_exports(new
     page.get_by_role("link", name=f"#{alice_grant.lineage} v1").first.click()
     expect(page.get_by_role("heading", name=f"Refund grant #{alice_grant.lineage} version 1")).to_be_visible()
 
-    # she verifies the chain
+    # she verifies the chain: a worker runs the verification, and the page shows its result
     page.get_by_role("link", name="Chain").first.click()
     page.get_by_role("button", name="Verify the chain now").click()
+    expect(page.get_by_text("is queued; this page shows its result")).to_be_visible()
     total = AuditEvent.objects.count()
+    run_jobs(queues="audit")
+    page.get_by_role("link", name="reload now").click()
     expect(page.get_by_role("status")).to_contain_text(f"{total} of {total} entries verified")
     screenshot(page, "console-7-chain")
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from authority.models import AuthorityRequest, Delegation, Grant, GrantStatus, ReviewFlag
 from authority.services import authority_request_open, decision_execute
 from h2h_core.audit.checkpoint import audit_checkpoint_create, generate_signing_key
-from h2h_core.models import AuditEvent, CaseStatus, Role
+from h2h_core.models import AuditEvent, CaseStatus, ChainVerification, Role
 from tests.factories import CaseFactory, GrantFactory, kind, role, successful_audit_events
 
 from .factories import ReviewFlagFactory
@@ -92,9 +92,12 @@ EXPECTED = {
     "audit:changes": AUDITOR_PAGE,
     "audit:chain": AUDITOR_PAGE,
     "audit:verify": AUDITOR_PAGE,
+    "audit:verify_request": AUDITOR_POST,
     "audit:checkpoints": AUDITOR_PAGE,
     "audit:public_key": AUDITOR_PAGE,
     "audit:export": AUDITOR_PAGE,
+    "audit:exports": AUDITOR_PAGE,
+    "audit:export_download": page(agent=403, manager=403, superuser=404),  # the requester's own file only
     "audit:review": AUDITOR_PAGE,
     "audit:flags": AUDITOR_PAGE,
     # the REST API (lists are filtered per user; writes are POST)
@@ -166,6 +169,21 @@ def admin_expected(key: str, route: str, superuser) -> dict | None:
     return {**same(ADMIN_LOGIN), "superuser": status}
 
 
+def _ready_export(requester, settings, tmp_path):
+    """A built export file of `requester`'s, in a storage of the test's own."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from edges.models import ExportFile
+
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "files")}}}
+    now = timezone.now()
+    return ExportFile.objects.create(requested_by=requester, dataset="decisions", format="csv", status="ready",
+                                     file=default_storage.save("exports/walk.csv", ContentFile(b"id\n")),
+                                     created_at=now, expires_at=now + timedelta(days=1))
+
+
 @pytest.fixture
 def world(cast, settings, tmp_path):
     """Real objects for every URL parameter."""
@@ -204,6 +222,7 @@ def world(cast, settings, tmp_path):
     for name in ("audit:decision", "audit:flag", "api:decision-detail"):
         values[f"{name}:pk"] = decision.pk
     values["authority:delegation_revoke:pk"] = delegation.pk
+    values["audit:export_download:pk"] = _ready_export(cast["audrey"], settings, tmp_path).pk
     values["authority:grant_new:query"] = f"?subject=user-{alice.pk}&kind=refund"
     return values
 
@@ -262,7 +281,8 @@ def everything():
     return (successful_audit_events(), list(Grant.objects.order_by("pk").values_list("pk", "status",
                                                                                       "superseded_at")),
             list(AuthorityRequest.objects.values_list("pk", "status")),
-            list(Delegation.objects.values_list("pk", "revoked_at")), ReviewFlag.objects.count())
+            list(Delegation.objects.values_list("pk", "revoked_at")), ReviewFlag.objects.count(),
+            ChainVerification.objects.count())
 
 
 def test_outsiders_posting_to_the_consoles_are_refused_and_change_nothing(client, cast, world):

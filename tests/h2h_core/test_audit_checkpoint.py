@@ -59,11 +59,14 @@ def test_keygen_writes_a_key_only_its_owner_can_read(key_path):
     # when audit_keygen runs
     out = StringIO()
     call_command("audit_keygen", stdout=out)
-    # then the key is written 0600 and its public half printed
+    # then the key is written 0600 and its public half printed and written for the web servers
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     key = load_signing_key()
     assert public_key_pem(key) in out.getvalue()
     assert key_fingerprint(key.public_key()) in out.getvalue()
+    public_path = key_path.with_suffix(".pub.pem")
+    assert public_path.read_text() == public_key_pem(key)
+    assert stat.S_IMODE(public_path.stat().st_mode) == 0o644
 
 
 def test_keygen_refuses_to_overwrite_a_key_without_force(signing_key, key_path):
@@ -76,15 +79,22 @@ def test_keygen_refuses_to_overwrite_a_key_without_force(signing_key, key_path):
     assert key_path.read_bytes() == original
 
 
-def test_keygen_if_missing_keeps_an_existing_key(signing_key, key_path):
-    # given a key
+def test_keygen_if_missing_keeps_an_existing_key_and_writes_its_missing_public_key(signing_key, key_path):
+    # given a key without its public key file
     original = key_path.read_bytes()
+    public_path = key_path.with_suffix(".pub.pem")
+    assert not public_path.exists()
     # when audit_keygen --if-missing runs
     out = StringIO()
     call_command("audit_keygen", "--if-missing", stdout=out)
-    # then nothing changes
+    # then the key is unchanged and its public half is written beside it
     assert key_path.read_bytes() == original
-    assert "nothing to do" in out.getvalue()
+    assert public_path.read_text() == public_key_pem(signing_key)
+    assert f"written to {public_path}" in out.getvalue()
+    # and a second run has nothing to do
+    again = StringIO()
+    call_command("audit_keygen", "--if-missing", stdout=again)
+    assert "nothing to do" in again.getvalue() and key_path.read_bytes() == original
 
 
 def test_keygen_if_missing_creates_a_missing_key(key_path):

@@ -4,7 +4,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from h2h_core.audit import audit_record, event_hash
@@ -64,13 +64,13 @@ REFUSED_CHANGES = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("change", REFUSED_CHANGES, ids=str)
 @pytest.mark.parametrize("make_row", [lambda: record(1)[0], a_checkpoint], ids=["event", "checkpoint"])
-def test_the_database_refuses_to_change_an_audit_row(make_row, change):
+def test_the_database_refuses_to_change_an_audit_row(make_row, change, audit_refusal):
     # given an audit row
     row = make_row()
     model = type(row)
     before = model.objects.filter(pk=row.pk).values().get()
     # when anyone tries to change or delete it
-    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+    with audit_refusal(), transaction.atomic():
         REFUSED_CHANGES[change](row)
     # then the database refused, and the row is exactly as it was
     assert model.objects.filter(pk=row.pk).values().get() == before
@@ -78,14 +78,14 @@ def test_the_database_refuses_to_change_an_audit_row(make_row, change):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("table", [EVENTS, CHECKPOINTS])
-def test_postgresql_refuses_to_truncate_an_audit_table(table):
+def test_postgresql_refuses_to_truncate_an_audit_table(table, audit_refusal):
     if connection.vendor != "postgresql":
         pytest.skip("TRUNCATE exists on PostgreSQL only (SQLite's DELETE is covered above)")
     # given an audit event and a checkpoint
     record(1)
     a_checkpoint()
     # when anyone truncates an audit table
-    with pytest.raises(IntegrityError, match="append-only: TRUNCATE"), transaction.atomic():
+    with audit_refusal("append-only: TRUNCATE"), transaction.atomic():
         sql(f"TRUNCATE {table}")
     # then the rows are still there
     assert AuditEvent.objects.count() == 1 and AuditCheckpoint.objects.count() == 1

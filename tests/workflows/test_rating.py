@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from h2h_core.models import AuditEvent, CaseEvent
+from tests.jobs import run_jobs
 from workflows import services
 from workflows.models import CaseProcess
 
@@ -95,6 +96,7 @@ def test_resolving_mails_the_rating_link_to_the_customer(alice, maria, customer,
     services.case_flow_claim(actor=alice, case=case)
     with django_capture_on_commit_callbacks(execute=True):
         services.case_flow_resolve(actor=alice, case=case, summary="Refunded")
+    run_jobs()  # the mail is queued with the resolution and sent by its job
     # then the customer got a link that opens the rating page of this very case
     assert [m.to for m in mailoutbox] == [["billing@acme.example"]]
     token = re.search(r"/cases/rate/([^/\s]+)/", mailoutbox[0].body).group(1)

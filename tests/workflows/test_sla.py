@@ -6,6 +6,7 @@ from django.core.management import call_command
 
 from h2h_core import services as case_services
 from h2h_core.models import AuditEvent, CaseEvent, CaseStatus
+from tests.jobs import run_jobs
 from workflows import services
 
 from .conftest import open_case, task_states
@@ -24,6 +25,7 @@ def test_an_unclaimed_case_past_its_first_response_due_is_flagged_and_the_manage
     case = open_case(alice, customer, hours_ago=6)
     # when the timers run
     run_timers(django_capture_on_commit_callbacks)
+    run_jobs()  # the mail is queued with the breach and sent by its job
     # then the case is flagged, the manager is notified on the case, in the audit log and by mail
     case.refresh_from_db()
     assert case.sla_breached and case.owner is None and case.status == CaseStatus.QUEUED
@@ -43,6 +45,7 @@ def test_a_resolution_breach_notifies_owner_and_manager_and_ownership_stays(
     services.case_flow_claim(actor=alice, case=case)
     # when the timers run
     run_timers(django_capture_on_commit_callbacks)
+    run_jobs()
     # then both service levels were missed, alice still owns the case and its task
     case.refresh_from_db()
     assert case.sla_breached and case.owner == alice

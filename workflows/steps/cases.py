@@ -12,13 +12,13 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 
 from h2h_core import services as case_services
 from h2h_core.audit.refusals import audits_refusals, case_of
 from h2h_core.errors import NotAllowed, NotCaseOwner
+from h2h_core.mail import mail_queue
 from h2h_core.models import Case, Customer
 
 from .. import conf
@@ -93,7 +93,7 @@ def case_flow_resolve(*, actor, case: Case, summary: str) -> Case:
         case = case_services.case_resolve(actor=actor, case=case, summary=summary)
         if process:
             catch_up(process, case)
-        _mail_rating_link_on_commit(case)
+        _mail_rating_link(case)
     return case
 
 
@@ -143,12 +143,13 @@ def rating_url(case: Case) -> str:
     return reverse("cases:rate", args=[rating_token(case)])
 
 
-def _mail_rating_link_on_commit(case: Case) -> None:
+def _mail_rating_link(case: Case) -> None:
+    """Queue the rating link to the customer in the resolving transaction (sent by a job after it commits)."""
     customer = Customer.objects.filter(pk=case.customer_id).values("name", "email").first()
     if not customer or not customer["email"]:
         return
     link = getattr(settings, "H2H_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/") + rating_url(case)
     body = (f"Dear {customer['name']},\n\nyour case {case.reference} is resolved: {case.resolution_summary}\n\n"
             f"How did we do? Rate the outcome from 1 to 5 here (no login needed):\n{link}\n")
-    transaction.on_commit(lambda: send_mail(f"{case.reference} is resolved: how did we do?", body, None,
-                                            [customer["email"]], fail_silently=True))
+    mail_queue(subject=f"{case.reference} is resolved: how did we do?", body=body, recipients=[customer["email"]],
+               purpose="rating_link", case=case)

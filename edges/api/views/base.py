@@ -6,13 +6,13 @@ from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from edges.api import permissions
 from edges.api.pagination import Pages
+from edges.api.parsers import JSONParser
 from edges.api.schema import ApiSchema
 from h2h_core.models import Case
 

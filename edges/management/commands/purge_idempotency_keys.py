@@ -1,12 +1,12 @@
-"""Delete stored API idempotency records and claimed web form tokens older than a retention period (run daily)."""
+"""Delete stored API idempotency records and claimed web form tokens older than a retention period.
 
-from datetime import timedelta
+The worker runs the same purge daily (edges.worker.schedule, "retention"); this is the operator's
+way to run it now or with another period.
+"""
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
-from authority.models import IdempotencyRecord
-from edges.models import FormToken
+from edges.worker.upkeep import retention_purge
 
 
 class Command(BaseCommand):
@@ -19,8 +19,6 @@ class Command(BaseCommand):
     def handle(self, *args, days: float, **options):
         if days < 1:
             raise CommandError("--days must be at least 1: clients retry within hours, not minutes.")
-        cutoff = timezone.now() - timedelta(days=days)
-        deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
-        self.stdout.write(f"Deleted {deleted} idempotency record(s) older than {days:g} days.")
-        tokens, _ = FormToken.objects.filter(created_at__lt=cutoff).delete()
-        self.stdout.write(f"Deleted {tokens} web form token(s) older than {days:g} days.")
+        purged = retention_purge(days=days)
+        self.stdout.write(f"Deleted {purged['idempotency_records']} idempotency record(s) older than {days:g} days.")
+        self.stdout.write(f"Deleted {purged['form_tokens']} web form token(s) older than {days:g} days.")

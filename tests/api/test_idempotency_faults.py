@@ -1,0 +1,189 @@
+"""Idempotency-Key after a fault: a retry gets a definitive answer within seconds, and nothing runs twice.
+
+The first attempt's database session is killed (pg_terminate_backend) while its thread stays
+blocked, as a killed worker process would: it never gets to store or release anything.
+"""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from authority.models import Decision, IdempotencyRecord
+from authority.services import decision_execute
+from edges.api.idempotency import fingerprint_of
+from h2h_core.models import AuditEvent
+from tests.factories import CaseFactory
+
+from .helpers import assert_error_shape, client_for, grant_refund, idempotency_records, state
+
+DECISIONS = "/api/v1/decisions/"
+KEY = "refund-1"
+
+
+def refund(case, amount="200.00"):
+    return {"case": case.pk, "kind": "refund", "amount": amount, "currency": "EUR", "rationale": "Double charge"}
+
+
+class FirstAttempt:
+    """The first request with the key, in its own thread and session, held at a chosen point of its work."""
+
+    def __init__(self, user, payload, *, hold: str, monkeypatch):
+        self.user, self.payload, self.hold = user, payload, hold
+        self.reached, self.go_on = threading.Event(), threading.Event()
+        self.backend_pid = None
+        self.outcome: list = []
+        monkeypatch.setattr("edges.api.views.decisions.decision_execute", self._decision_execute)
+        self.thread = threading.Thread(target=self._post)
+
+    def _decision_execute(self, **kwargs):
+        if threading.current_thread() is not self.thread:
+            return decision_execute(**kwargs)
+        if self.hold == "after_commit":
+            decision = decision_execute(**kwargs)
+            self._pause()
+            return decision
+        self._pause()
+        return decision_execute(**kwargs)
+
+    def _pause(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            self.backend_pid = cursor.fetchone()[0]
+        self.reached.set()
+        assert self.go_on.wait(timeout=60)
+
+    def _post(self):
+        try:
+            response = client_for(self.user).post(DECISIONS, self.payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+            self.outcome.append(response.status_code)
+        except BaseException as error:  # a dead session may surface as an exception: reported, not lost
+            self.outcome.append(error)
+        finally:
+            connection.close()
+
+    def start(self):
+        self.thread.start()
+        assert self.reached.wait(timeout=30), "the first attempt never reached its service"
+
+    def kill_session(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [self.backend_pid])
+
+    def finish(self):
+        self.go_on.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive()
+
+
+def retry_until_definitive(client, payload, *, within: float):
+    """Send the same request as a client would, again after each 409, for `within` seconds.
+
+    Return the last response and the 409s before it.
+    """
+    deadline, in_progress = time.monotonic() + within, []
+    while True:
+        response = client.post(DECISIONS, payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+        if response.status_code != 409 or time.monotonic() > deadline:
+            return response, in_progress
+        in_progress.append(response)
+        time.sleep(0.2)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="kills a PostgreSQL session")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("hold", ["before_the_service", "after_commit"])
+def test_a_retry_after_the_first_attempts_session_is_killed_gets_a_definitive_answer_at_once(alice, retention,
+                                                                                            monkeypatch, hold):
+    # given a first attempt whose session dies mid-request (before its service ran, or after it
+    # committed), in a process that never runs another line
+    grant_refund(alice)
+    case = CaseFactory(owner=alice, team=retention)
+    payload = refund(case)
+    first = FirstAttempt(alice, payload, hold=hold, monkeypatch=monkeypatch)
+    first.start()
+    try:
+        first.kill_session()
+        # when the client retries with the same key
+        started = time.monotonic()
+        response, in_progress = retry_until_definitive(client_for(alice), payload, within=5)
+        # then within seconds it gets the decision, made exactly once, and the answer is stored
+        assert response.status_code == 201, (response.status_code, response.content[:300])
+        assert time.monotonic() - started < 5
+        assert all(r.status_code == 409 and r["Retry-After"].isdigit() for r in in_progress)
+        (decision,) = Decision.objects.all()
+        assert response.json()["id"] == decision.pk
+        assert idempotency_records() == [(KEY, "done", 201)]
+    finally:
+        # and when the stuck first attempt wakes up on its dead session, it changes nothing more
+        first.finish()
+    assert Decision.objects.count() == 1 and idempotency_records() == [(KEY, "done", 201)]
+    assert AuditEvent.objects.filter(action="decision.executed").count() == 1
+    replay = client_for(alice).post(DECISIONS, payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+    assert replay.status_code == 201 and replay.json() == response.json() and replay["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs a second PostgreSQL session")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_while_the_first_attempt_runs_a_retry_is_409_with_retry_after_and_then_its_replay(alice, retention,
+                                                                                         monkeypatch):
+    # given a first attempt that is alive and still running
+    grant_refund(alice)
+    case = CaseFactory(owner=alice, team=retention)
+    payload = refund(case)
+    first = FirstAttempt(alice, payload, hold="before_the_service", monkeypatch=monkeypatch)
+    first.start()
+    try:
+        before = state()
+        # when the client retries, and when it sends another body with the same key
+        retry = client_for(alice).post(DECISIONS, payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+        other = client_for(alice).post(DECISIONS, refund(case, "300.00"), format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+        # then the retry is told when to come back, the other body is a conflict, and nothing ran
+        body = assert_error_shape(retry, 409, "idempotency_in_progress")
+        assert retry["Retry-After"] == "1" and body["details"]["retry_after_seconds"] == 1
+        assert_error_shape(other, 422, "idempotency_conflict")
+        assert state() == before and not Decision.objects.exists()
+    finally:
+        first.finish()
+    # and once the first attempt is done, the retry gets its answer
+    assert first.outcome == [201]
+    replay = client_for(alice).post(DECISIONS, payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert Decision.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL advisory locks")
+@pytest.mark.django_db
+def test_a_fresh_record_whose_session_is_gone_is_taken_over_at_once(as_alice, alice, case_owned_by_alice,
+                                                                     alice_may_refund_500):
+    # given a record claimed a moment ago under a session lock that nobody holds any more
+    payload = refund(case_owned_by_alice)
+    IdempotencyRecord.objects.create(user=alice, key=KEY, endpoint=f"POST {DECISIONS}",
+                                     fingerprint=fingerprint_of(endpoint=f"POST {DECISIONS}", body=payload),
+                                     created_at=timezone.now(), held_by_session=True)
+    # when the client retries
+    response = as_alice.post(DECISIONS, payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+    # then it runs now, once
+    assert response.status_code == 201 and Decision.objects.count() == 1
+    assert idempotency_records() == [(KEY, "done", 201)]
+
+
+@pytest.mark.django_db
+def test_every_in_progress_409_says_when_to_retry(as_alice, alice, case_owned_by_alice, alice_may_refund_500):
+    # given a record in progress that no lock vouches for (SQLite; or claimed by an older release)
+    payload = refund(case_owned_by_alice)
+    IdempotencyRecord.objects.create(user=alice, key=KEY, endpoint=f"POST {DECISIONS}",
+                                     fingerprint=fingerprint_of(endpoint=f"POST {DECISIONS}", body=payload),
+                                     created_at=timezone.now())
+    before = state()
+    # when the retry arrives
+    response = as_alice.post(DECISIONS, payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+    # then it is a 409 with Retry-After in seconds, and nothing ran
+    body = assert_error_shape(response, 409, "idempotency_in_progress")
+    assert response["Retry-After"] == "1" and body["details"] == {"retry_after_seconds": 1}
+    assert state() == before and not Decision.objects.exists()
