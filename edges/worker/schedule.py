@@ -25,7 +25,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from authority.jobs import webhook_sweep
+from edges.auditor.jobs import export_files_expire
+from h2h_core.api_tokens import api_tokens_purge
+from h2h_core.audit.jobs import audit_checkpoint_sign, chain_verification_scheduled
 from h2h_core.jobs import enqueue, task
+from h2h_core.mail import mail_sweep
 from workflows.timers import timers_fire
 
 from . import upkeep
@@ -43,11 +48,25 @@ class Periodic:
     lease: timedelta = timedelta(minutes=10)
 
 
+MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+
+
 def _schedule() -> tuple[Periodic, ...]:
     return (
+        # Service levels, approval windows, follow-up: a breach shows within a minute.
         Periodic("workflow-timers", timedelta(seconds=settings.H2H_TIMER_SWEEP_SECONDS), timers_fire),
-        Periodic("jobs-upkeep", timedelta(hours=1), upkeep.jobs_upkeep),
-        Periodic("retention", timedelta(days=1), upkeep.retention_purge),
+        # Deliveries and mail whose job was lost (a killed worker) go out again.
+        Periodic("webhook-sweep", MINUTE, webhook_sweep.call),
+        Periodic("mail-sweep", MINUTE, mail_sweep.call),
+        # Seal the audit chain's head, then check what was added since the last verified checkpoint;
+        # once a day the whole chain from its first entry.
+        Periodic("audit-checkpoint", HOUR, audit_checkpoint_sign.call),
+        Periodic("audit-verify", HOUR, lambda: chain_verification_scheduled.call(full=False)),
+        Periodic("audit-verify-full", DAY, lambda: chain_verification_scheduled.call(full=True)),
+        Periodic("export-cleanup", DAY, export_files_expire),
+        Periodic("api-token-purge", DAY, api_tokens_purge.call),
+        Periodic("jobs-upkeep", HOUR, upkeep.jobs_upkeep),
+        Periodic("retention", DAY, upkeep.retention_purge),
     )
 
 

@@ -335,7 +335,7 @@ def test_the_command_rejects_nonsense_options(db):
 
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent transactions")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_jobs_for_the_same_delivery_at_once_post_once(alice, retention, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     with Receiver(delay=0.3) as slow:

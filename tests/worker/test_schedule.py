@@ -13,8 +13,8 @@ from edges.worker.models import PeriodicLease, PeriodicRun
 from h2h_core.models import CaseStatus, Role
 from tests.factories import CustomerFactory, GrantFactory, UserFactory, kind
 from tests.jobs import failed_jobs, queued, run_jobs
-from workflows import services
 from tests.workflows.conftest import open_case
+from workflows import services
 
 pytestmark = pytest.mark.django_db
 
@@ -24,6 +24,15 @@ NOON = datetime(2026, 11, 30, 12, 0, 1, tzinfo=UTC)
 @pytest.fixture
 def customer():
     return CustomerFactory(name="Acme Corp")
+
+
+@pytest.fixture(autouse=True)
+def signing_key(settings, tmp_path):
+    """This worker holds the audit signing key, as a production worker does."""
+    from h2h_core.audit.checkpoint import generate_signing_key
+
+    settings.H2H_AUDIT_SIGNING_KEY = tmp_path / "audit.pem"
+    generate_signing_key(settings.H2H_AUDIT_SIGNING_KEY)
 
 
 def test_each_periodic_job_is_enqueued_once_per_slot_however_many_schedulers_look():
@@ -97,7 +106,19 @@ def test_a_failing_run_is_recorded_with_its_error_and_gives_the_lease_back(monke
     assert run.outcome == PeriodicRun.Outcome.FAILED
     assert run.result == {"error": "RuntimeError: timers table unreadable"}
     assert PeriodicLease.objects.get(name="workflow-timers").held_until is None
-    assert failed_jobs().count() == 1
+    assert [job.task_name for job in failed_jobs()] == ["periodic_run"]
+    assert PeriodicRun.objects.exclude(name="workflow-timers").filter(outcome=PeriodicRun.Outcome.FAILED).count() == 0
+
+
+def test_a_worker_without_the_signing_key_records_why_it_could_not_seal(settings, tmp_path):
+    # given a worker that does not hold the private key
+    settings.H2H_AUDIT_SIGNING_KEY = tmp_path / "missing.pem"
+    periodic.schedule_due()
+    run_jobs()
+    # then the sealing run failed and says why; the other jobs ran
+    run = PeriodicRun.objects.get(name="audit-checkpoint")
+    assert run.outcome == PeriodicRun.Outcome.FAILED and "No audit signing key" in run.result["error"]
+    assert PeriodicRun.objects.get(name="workflow-timers").outcome == PeriodicRun.Outcome.DONE
 
 
 def test_a_run_is_not_repeated_when_its_job_is_delivered_twice():

@@ -18,8 +18,17 @@ from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
 from edges.worker.schedule import schedule_due
+from h2h_core.request_context import log_context
 
 logger = logging.getLogger("h2h.worker")
+
+
+class JobWorker(Worker):
+    """django-tasks-db's worker, with each job's log lines and audit events under the id `job-<id>`."""
+
+    def run_task(self, db_task_result) -> None:
+        with log_context(request_id=f"job-{db_task_result.id}"):
+            super().run_task(db_task_result)
 
 
 class Scheduler(threading.Thread):
@@ -67,9 +76,9 @@ class Command(BaseCommand):
         worker_id = worker_id or get_random_string(12)
         if len(worker_id) > 64:
             raise CommandError("--worker-id must be at most 64 characters.")
-        worker = Worker(queue_names=[queue.strip() for queue in queues.split(",") if queue.strip()],
-                        interval=interval, batch=batch, backend_name="default", startup_delay=not batch,
-                        max_tasks=None, worker_id=worker_id, excluded_queue_names=[])
+        worker = JobWorker(queue_names=[queue.strip() for queue in queues.split(",") if queue.strip()],
+                           interval=interval, batch=batch, backend_name="default", startup_delay=not batch,
+                           max_tasks=None, worker_id=worker_id, excluded_queue_names=[])
         if batch:
             if not no_schedule:
                 schedule_due()
