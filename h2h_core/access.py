@@ -129,6 +129,13 @@ def may_claim(user, case: Case) -> Permission:
     return ALLOWED
 
 
+def may_use_auditor_console(user) -> Permission:
+    """Auditors and superusers: they read everything, export evidence and verify the audit chain."""
+    if getattr(user, "is_authenticated", False) and (user.is_superuser or is_auditor(user)):
+        return Permission.allow()
+    return Permission.deny("Only auditors read the audit log, export evidence and verify the chain.")
+
+
 def may_open_cases(user) -> Permission:
     """People who work cases open them (agents, managers); so does an integration account given
     the `h2h_core.add_case` permission. The system (the seed, an import: no user) always may."""

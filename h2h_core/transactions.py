@@ -13,6 +13,9 @@ those wrappers as "no transaction open". `outermost()` is that check, which the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.db import transaction
 
 
@@ -24,3 +27,31 @@ def outermost() -> bool:
 def service_atomic() -> transaction.Atomic:
     """Open a service's transaction: `atomic(savepoint=False)`, joining the caller's transaction if any."""
     return transaction.atomic(savepoint=outermost())
+
+
+@contextmanager
+def read_snapshot() -> Iterator[None]:
+    """A read-only transaction that sees one consistent state and holds no writer up.
+
+    PostgreSQL: REPEATABLE READ, READ ONLY. SQLite: every transaction here begins IMMEDIATE (it
+    takes the write lock at once, so that read-then-write never fails: settings), which a long read
+    such as verifying the audit chain must not do; this one begins DEFERRED, and in WAL mode a
+    deferred reader keeps its snapshot while writers go on.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor != "sqlite":
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+        return
+    if not hasattr(connection, "transaction_mode"):
+        connection.get_connection_params()  # sets the mode from the settings' OPTIONS
+    mode = connection.transaction_mode
+    connection.transaction_mode = "DEFERRED"
+    try:
+        with transaction.atomic():
+            yield
+    finally:
+        connection.transaction_mode = mode

@@ -19,6 +19,7 @@ from h2h_core.access import (  # noqa: F401  (re-exported: the one place to ask)
     managed_team_ids,
     may_manage_user,
     may_open_cases,
+    may_use_auditor_console,
     may_view_case,
     roles_of,
 )
@@ -42,10 +43,6 @@ def may_use_manager_console(user) -> bool:
     """Managers and superusers; never agents or auditors (an auditor changes nothing)."""
     return bool(getattr(user, "is_authenticated", False)) and (user.is_superuser or is_manager(user))
 
-
-def may_use_auditor_console(user) -> bool:
-    """Auditors and superusers: read-only, everything."""
-    return bool(getattr(user, "is_authenticated", False)) and (user.is_superuser or is_auditor(user))
 
 
 def console_teams(user) -> QuerySet[Team]:

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 from authority import reports, selectors
 from authority.models import AuthorityKind, AuthorityRequest, Decision, Grant, GrantStatus, ReviewFlag
 from authority.policy import is_auditor
+from authority.policy.permissions import may_use_auditor_console
 from authority.services.oversight import review_flag_create
 from edges.auditor import filtering
 from edges.auditor.forms import AuthorityAtForm, ReviewFlagForm, SampleForm, VerificationRequestForm
@@ -220,7 +221,6 @@ def changes(request):
 
 def _chain_context(request, **extra) -> dict:
     from h2h_core.audit.checkpoint import configured_key_fingerprint
-    from h2h_core.audit.verification import may_verify_audit_chain
     from h2h_core.models import ChainVerification
 
     verifications = ChainVerification.objects.select_related("requested_by")
@@ -232,7 +232,7 @@ def _chain_context(request, **extra) -> dict:
         "active": verifications.filter(status__in=ChainVerification.ACTIVE).first(),
         "last": verifications.exclude(status__in=ChainVerification.ACTIVE).order_by("-finished_at", "-pk").first(),
         "verify_form": VerificationRequestForm(),
-        "may_verify": may_verify_audit_chain(request.user),
+        "may_verify": may_use_auditor_console(request.user),
         "tz": current_organisation().tz,
         **extra,
     }

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from h2h_core.access import Permission, is_auditor
+from h2h_core.access import may_use_auditor_console
 from h2h_core.jobs import enqueue
 from h2h_core.models import ChainVerification
 from h2h_core.models.audit import Outcome
@@ -31,13 +31,6 @@ from .refusals import audits_refusals
 from .verify import ChainReport, TrustedCheckpoint, verify_chain
 
 Status, Mode = ChainVerification.Status, ChainVerification.Mode
-
-
-def may_verify_audit_chain(user) -> Permission:
-    """Auditors and superusers verify the chain: the auditor console's rule (may_use_auditor_console)."""
-    if getattr(user, "is_authenticated", False) and (user.is_superuser or is_auditor(user)):
-        return Permission.allow()
-    return Permission.deny("Only auditors verify the audit chain.")
 
 
 def verification_snapshot(verification: ChainVerification) -> dict:
@@ -59,7 +52,7 @@ def chain_verification_request(*, actor, full: bool = False) -> tuple[ChainVerif
 
     While one is queued or running, that one is returned instead (False), and nothing is recorded.
     """
-    may_verify_audit_chain(actor).require()
+    may_use_auditor_console(actor).require()
     return _request(actor=actor, full=full)
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import connection
 
 from h2h_core.models import AuditEvent, AuditHead
+from h2h_core.transactions import read_snapshot
 
 from .chain import GENESIS_HASH, HASHED_FIELDS, event_hash
 from .verify_checkpoints import (  # noqa: F401  (checkpoint_message, verify_checkpoint_signature: re-exported)
@@ -98,7 +99,7 @@ def _entries(first: int, last: int) -> str:
 def verify_chain(*, chunk_size: int = 2000, since: TrustedCheckpoint | None = None) -> ChainReport:
     """Recompute the chain (all of it, or after `since`) and check the signed checkpoints against it.
 
-    Runs in one read-only snapshot (REPEATABLE READ on PostgreSQL) when called outside a
+    Runs in one read-only snapshot (`h2h_core.transactions.read_snapshot`) when called outside a
     transaction, so events appended meanwhile neither hide nor fake a break. Inside a caller's
     transaction its isolation applies: on PostgreSQL's default READ COMMITTED, a concurrent writer
     can then make the head and the events disagree, so call it outside one where writers are busy.
@@ -106,10 +107,7 @@ def verify_chain(*, chunk_size: int = 2000, since: TrustedCheckpoint | None = No
     """
     if connection.in_atomic_block:
         return _verify(chunk_size, since)
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    with read_snapshot():
         return _verify(chunk_size, since)
 
 

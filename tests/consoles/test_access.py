@@ -52,6 +52,7 @@ EXPECTED = {
     "login": same(200),
     "logout": same(405),  # POST only
     "healthz": same(200),  # the load balancer's probe: no login
+    "metrics": same(404),  # off unless H2H_METRICS_ENABLED (tests/test_metrics.py)
     # the agent's workspace
     "cases:list": SIGNED_IN,
     "cases:new": page(auditor=403),
@@ -101,7 +102,9 @@ EXPECTED = {
     "audit:review": AUDITOR_PAGE,
     "audit:flags": AUDITOR_PAGE,
     # the REST API (lists are filtered per user; writes are POST)
-    "api:token": same(405),
+    "api:token": API_POST,  # POST to get one (no login), DELETE to revoke the one in use
+    "api:auth-token-list": API,  # one's own tokens
+    "api:auth-token-detail": API_POST,  # DELETE only
     "api:me": API,
     "api:authority-kinds": API,
     "api:authority-check": API_POST,

@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import CaseFactory
+from tests.jobs import run_jobs
 
 from .factories import DecisionFactory
 
@@ -103,6 +104,9 @@ def test_results_and_outcomes_are_announced_and_carry_words_not_only_colour(clie
     client.force_login(cast["audrey"])
     log = client.get(reverse("audit:decisions")).text
     assert 'class="result-count" role="status"' in log
+    client.post(reverse("audit:verify_request"), {"scope": "full"})
+    assert 'role="status"' in client.get(reverse("audit:verify")).text  # queued, and said so
+    run_jobs(queues="audit")
     verified = client.get(reverse("audit:verify")).text
     assert 'role="status"' in verified and ">Intact</span>" in verified
     client.force_login(cast["maria"])

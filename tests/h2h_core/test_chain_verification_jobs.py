@@ -156,7 +156,7 @@ def test_an_agent_cannot_request_a_verification_and_nothing_is_created(signing_k
     # given an agent
     before = successful_audit_events()
     # when she requests a verification
-    with pytest.raises(NotAllowed, match="Only auditors verify the audit chain"):
+    with pytest.raises(NotAllowed, match="Only auditors read the audit log, export evidence and verify the chain"):
         chain_verification_request(actor=alice, full=True)
     # then nothing was created or queued, and the refusal is on the record
     assert not ChainVerification.objects.exists() and not queued().exists()
@@ -297,4 +297,15 @@ def test_an_agent_posting_the_request_is_refused_and_nothing_is_created(client, 
     response = client.post(reverse("audit:verify_request"), {"scope": "full"})
     # then she is refused, and nothing was queued
     assert response.status_code == 403
+    assert not ChainVerification.objects.exists() and not queued().exists()
+
+
+def test_a_request_without_a_valid_scope_is_shown_again_and_queues_nothing(client, signing_key, audrey):
+    # given audrey on the page
+    client.force_login(audrey)
+    # when the form arrives with a scope that is not offered
+    response = client.post(reverse("audit:verify_request"), {"scope": "everything"})
+    # then the page says what to choose, and nothing was queued
+    assert response.status_code == 400
+    assert "Choose what to verify" in response.text
     assert not ChainVerification.objects.exists() and not queued().exists()
