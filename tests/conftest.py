@@ -34,13 +34,28 @@ def on_postgres() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `postgres` are about PostgreSQL's behaviour: on another database they are skipped."""
+    """Tests marked `postgres` are about PostgreSQL's behaviour: on another database they are skipped.
+
+    A transactional test must also ask for serialized_rollback: its flush empties the tables the
+    migrations filled, and without it the next test that restores them collides with the rows the
+    flush's post-migrate step recreated under new ids (content types, first of all).
+    """
+    unsafe = [item.nodeid for item in items if _flushes_without_restoring(item)]
+    if unsafe:
+        raise pytest.UsageError("transactional tests need serialized_rollback=True: " + ", ".join(unsafe))
     if on_postgres():
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
     for item in items:
         if item.get_closest_marker("postgres"):
             item.add_marker(skip)
+
+
+def _flushes_without_restoring(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    if marker is None:
+        return False
+    return bool(marker.kwargs.get("transaction")) and not marker.kwargs.get("serialized_rollback")
 
 
 @pytest.fixture

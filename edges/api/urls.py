@@ -24,6 +24,7 @@ v1 = [
     path("authority-kinds/", decisions.KindList.as_view(), name="authority-kinds"),
     path("authority-check/", decisions.AuthorityCheck.as_view(), name="authority-check"),
     path("audit-verify/", audit.AuditVerify.as_view(), name="audit-verify"),
+    path("audit-verifications/<int:pk>/", audit.AuditVerificationDetail.as_view(), name="audit-verification-detail"),
     *router.urls,
 ]
 

@@ -1,9 +1,8 @@
-"""The audit log through the API: for auditors only, filtered, paged by cursor, and the chain check."""
+"""The audit log through the API: for auditors only, filtered, paged by cursor (verifying it: test_audit_verify_api)."""
 
 import pytest
 
 from h2h_core.audit import audit_record
-from h2h_core.models import AuditEvent
 
 from .helpers import assert_error_shape
 
@@ -69,17 +68,3 @@ def test_listing_events_costs_the_same_queries_for_5_or_30_rows(as_audrey, rows,
         response = as_audrey.get(f"{EVENTS}?page_size=50")
     assert len(response.json()["results"]) == rows
 
-
-def test_verification_reports_the_chain_intact(as_audrey):
-    record(3)
-    report = as_audrey.get("/api/v1/audit-verify/").json()
-    assert report["ok"] is True and report["count"] == report["total"] == 3
-    assert report["summary"].startswith("Audit chain intact: 3 of 3")
-
-
-def test_verification_names_the_first_altered_entry(as_audrey, bypass_audit_triggers):
-    record(3)
-    with bypass_audit_triggers():
-        AuditEvent.objects.filter(seq=2).update(reason="rewritten")
-    report = as_audrey.get("/api/v1/audit-verify/").json()
-    assert report["ok"] is False and report["first_bad_seq"] == 2

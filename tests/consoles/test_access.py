@@ -109,6 +109,7 @@ EXPECTED = {
     "api:authority-kinds": API,
     "api:authority-check": API_POST,
     "api:audit-verify": API_AUDITOR,
+    "api:audit-verification-detail": {**API_AUDITOR, "agent": 404, "manager": 404},  # a run is 404 to others
     "api:case-list": API,
     "api:case-detail": API,
     "api:case-claim": API_POST,
@@ -225,6 +226,7 @@ def world(cast, settings, tmp_path):
     for name in ("audit:decision", "audit:flag", "api:decision-detail"):
         values[f"{name}:pk"] = decision.pk
     values["authority:delegation_revoke:pk"] = delegation.pk
+    values["api:audit-verification-detail:pk"] = ChainVerification.objects.create(requested_at=timezone.now()).pk
     values["audit:export_download:pk"] = _ready_export(cast["audrey"], settings, tmp_path).pk
     values["authority:grant_new:query"] = f"?subject=user-{alice.pk}&kind=refund"
     return values

@@ -7,7 +7,7 @@ from h2h_core.models import Team
 from h2h_core.transactions import read_snapshot
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_on_sqlite_the_snapshot_begins_deferred_and_the_immediate_mode_comes_back():
     if connection.vendor != "sqlite":
         pytest.skip("SQLite's transaction modes")
@@ -21,7 +21,7 @@ def test_on_sqlite_the_snapshot_begins_deferred_and_the_immediate_mode_comes_bac
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_on_postgresql_the_snapshot_is_read_only_and_repeatable():
     with pytest.raises(DatabaseError, match="read-only"), read_snapshot():
         Team.objects.create(name="Sneaky", slug="sneaky")
