@@ -18,7 +18,7 @@ from authority.models import (
 )
 from authority.services import grant_confirm
 from authority.services.integration import webhook_delivery_retry, webhook_endpoint_save
-from edges.admin.base import ReadOnlyAdmin
+from edges.admin.base import ReadOnlyAdmin, retry_action
 from edges.web.service_calls import error_text
 from h2h_core.errors import DomainError
 
@@ -111,17 +111,11 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         webhook_endpoint_save(actor=request.user, endpoint=obj, secret_changed="secret" in form.changed_data)
 
 
-@admin.action(description="Retry now (dead deliveries: a new round of attempts)", permissions=["retry"])
-def retry_dead_deliveries(modeladmin, request, queryset):
-    retried = 0
-    for delivery in queryset.order_by("pk"):
-        try:
-            webhook_delivery_retry(actor=request.user, delivery=delivery)
-            retried += 1
-        except DomainError as error:  # a refusal is reported, never a 500
-            modeladmin.message_user(request, error_text(error), messages.ERROR)
-    if retried:
-        modeladmin.message_user(request, f"{retried} delivery(ies) will be attempted again now.", messages.SUCCESS)
+retry_dead_deliveries = retry_action(
+    name="retry_dead_deliveries",
+    service=lambda actor, delivery: webhook_delivery_retry(actor=actor, delivery=delivery),
+    description="Retry now (dead deliveries: a new round of attempts)",
+    done="{count} delivery(ies) will be attempted again now.")
 
 
 @admin.register(WebhookDelivery)

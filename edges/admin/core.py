@@ -1,8 +1,6 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from edges.admin.base import ReadOnlyAdmin
-from edges.web.service_calls import error_text
-from h2h_core.errors import DomainError
+from edges.admin.base import ReadOnlyAdmin, retry_action
 from h2h_core.mail import outbound_mail_retry
 from h2h_core.models import (
     AuditCheckpoint,
@@ -78,17 +76,10 @@ class AuditHeadAdmin(ReadOnlyAdmin):
     list_display = ("seq", "hash")
 
 
-@admin.action(description="Retry (failed mail: a new round of attempts)", permissions=["retry"])
-def retry_failed_mail(modeladmin, request, queryset):
-    retried = 0
-    for mail in queryset.order_by("pk"):
-        try:
-            outbound_mail_retry(actor=request.user, mail=mail)
-            retried += 1
-        except DomainError as error:  # a refusal is reported, never a 500
-            modeladmin.message_user(request, error_text(error), messages.ERROR)
-    if retried:
-        modeladmin.message_user(request, f"{retried} mail(s) will be sent again now.", messages.SUCCESS)
+retry_failed_mail = retry_action(
+    name="retry_failed_mail",
+    service=lambda actor, mail: outbound_mail_retry(actor=actor, mail=mail),
+    description="Retry (failed mail: a new round of attempts)", done="{count} mail(s) will be sent again now.")
 
 
 @admin.register(OutboundMail)
