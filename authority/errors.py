@@ -1,6 +1,6 @@
 """Errors of the authority domain."""
 
-from h2h_core.errors import AlreadyDecided, CaseNotOpen, DomainError, NotAllowed, NotCaseOwner
+from h2h_core.errors import AlreadyDecided, CaseNotOpen, DomainError, IdempotencyConflict, NotAllowed, NotCaseOwner
 
 from .policy.verdict import Verdict
 
@@ -14,13 +14,6 @@ class AuthorityDenied(DomainError):
     def __init__(self, verdict: Verdict):
         super().__init__(" ".join(verdict.reasons) or "Not within your authority.", verdict=verdict.as_dict())
         self.verdict = verdict
-
-
-class IdempotencyConflict(DomainError):
-    """The idempotency key was used before with a different payload."""
-
-    code = "idempotency_conflict"
-    status = 422
 
 
 __all__ = [

@@ -28,3 +28,10 @@ class CaseNotOpen(DomainError):
 
 class AlreadyDecided(DomainError):
     code = "already_decided"
+
+
+class IdempotencyConflict(DomainError):
+    """The idempotency key was used before with a different payload."""
+
+    code = "idempotency_conflict"
+    status = 422

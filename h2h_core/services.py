@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.utils import timezone
 from djmoney.money import Money
 
 from . import access, lock_objects, sla
 from .amounts import plain_decimal
-from .audit import audit_record
+from .audit import audit_record, canonical_json, snapshot_value
 from .audit.refusals import audits_refusals, case_of
-from .errors import CaseNotOpen
+from .errors import CaseNotOpen, IdempotencyConflict
 from .mail import mail_queue
 from .models import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier, Team
 from .models.cases import OPEN_STATUSES
 from .people import team_add_manager, team_add_member, team_create, user_set_roles  # noqa: F401
 from .stakes import stakes_score
-from .transactions import service_atomic
+from .transactions import outermost, service_atomic
 
 User = get_user_model()
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 100
+
+
+def idempotency_key_validate(key: str | None) -> str | None:
+    """Return a service's idempotency key (None: none given), or raise ValidationError."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise ValidationError({"idempotency_key": f"Use 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters."})
+    return key
+
+
+def payload_fingerprint(payload: dict) -> str:
+    """Return a digest of what a keyed call asked, to tell its repeat from another call with the same key."""
+    return hashlib.sha256(canonical_json(snapshot_value(payload)).encode()).hexdigest()
 
 
 def case_snapshot(case: Case) -> dict:
@@ -102,8 +120,13 @@ def case_open(
     currency: str,
     description: str = "",
     opened_at: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> Case:
-    """Take a case in (intake), score it and route it to its team's queue (triage)."""
+    """Take a case in (intake), score it and route it to its team's queue (triage).
+
+    With an idempotency key, a repeat of the same opening by the same actor returns the case the
+    first one opened (say a retry after a lost response); another opening with that key is refused.
+    """
     access.may_open_cases(actor).require()
     errors = {}
     if not subject.strip():
@@ -116,6 +139,13 @@ def case_open(
         errors["amount_at_stake"] = error.messages
     if errors:
         raise ValidationError(errors)
+    key = idempotency_key_validate(idempotency_key)
+    fingerprint = payload_fingerprint({
+        "customer": customer.pk, "subject": subject.strip(), "description": description, "category": category,
+        "amount_at_stake": amount_at_stake, "currency": currency, "opened_at": opened_at,
+    }) if key else ""
+    if key and (existing := _case_opened_with(actor=actor, key=key, fingerprint=fingerprint)):
+        return existing
     now = timezone.now()
     opened_at = opened_at or now
     stakes = stakes_score(
@@ -139,17 +169,35 @@ def case_open(
         opened_at=opened_at,
         first_response_due=first_due,
         resolution_due=resolution_due,
+        opened_by=actor,
+        idempotency_key=key,
+        payload_fingerprint=fingerprint,
     )
-    case.full_clean(exclude=["owner", "team"])
-    with service_atomic():
-        case.save()
-        _event(case, actor=actor, kind=CaseEvent.Kind.OPENED, text=case.subject, at=opened_at)
-        routed = f"routed to {team.name}" if team else "no team for this category: waiting for triage"
-        _event(case, actor=None, kind=CaseEvent.Kind.TRIAGED, at=opened_at,
-               text=f"Stakes {stakes.score} ({'; '.join(stakes.reasons)}); {routed}.")
-        audit_record(actor=actor, action="case.opened", object_type="case", object_id=case.pk,
-                     after=case_snapshot(case))
+    case.full_clean(exclude=["owner", "team", "opened_by"])
+    alone = outermost()  # inside a caller's transaction an error aborts it: nothing more can be read
+    try:
+        with service_atomic():
+            case.save()
+            _event(case, actor=actor, kind=CaseEvent.Kind.OPENED, text=case.subject, at=opened_at)
+            routed = f"routed to {team.name}" if team else "no team for this category: waiting for triage"
+            _event(case, actor=None, kind=CaseEvent.Kind.TRIAGED, at=opened_at,
+                   text=f"Stakes {stakes.score} ({'; '.join(stakes.reasons)}); {routed}.")
+            audit_record(actor=actor, action="case.opened", object_type="case", object_id=case.pk,
+                         after=case_snapshot(case))
+    except IntegrityError:
+        # The same key committed by a concurrent call: answer with its case.
+        if alone and key and (existing := _case_opened_with(actor=actor, key=key, fingerprint=fingerprint)):
+            return existing
+        raise
     return case
+
+
+def _case_opened_with(*, actor, key: str, fingerprint: str) -> Case | None:
+    existing = Case.objects.filter(opened_by=actor, idempotency_key=key).first()
+    if existing is not None and existing.payload_fingerprint != fingerprint:
+        raise IdempotencyConflict("This idempotency key was already used to open a different case.",
+                                  case_id=existing.pk)
+    return existing
 
 
 def case_require_owner(*, case: Case, actor) -> None:

@@ -156,6 +156,9 @@ class Grant(models.Model):
     )
     confirmed_at = models.DateTimeField(null=True, blank=True)
     superseded_at = models.DateTimeField(null=True, blank=True)
+    # The maker's Idempotency-Key: a retry of the same create or change finds this version.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    payload_fingerprint = models.CharField(max_length=64, blank=True)
 
     objects = GrantQuerySet.as_manager()
 
@@ -177,6 +180,10 @@ class Grant(models.Model):
             models.UniqueConstraint(fields=["lineage", "version"], name="grant_version_unique"),
             models.UniqueConstraint(
                 fields=["supersedes"], condition=Q(status__in=LIVE_STATUSES), name="grant_one_live_successor"
+            ),
+            models.UniqueConstraint(
+                fields=["granted_by", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
+                name="grant_idempotency_key_per_maker",
             ),
         ]
         indexes = [

@@ -24,8 +24,8 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField()
     held_by_session = models.BooleanField(
         default=False,
-        help_text="In progress only while the database session that claimed it holds its advisory lock "
-                  "(PostgreSQL); otherwise until a timeout.",
+        help_text="In progress only while the process that claimed it holds its claim lock (an advisory "
+                  "lock on PostgreSQL, a file lock on SQLite: edges.web.claim_locks); otherwise until a timeout.",
     )
 
     class Meta:

@@ -21,13 +21,11 @@ from h2h_core.errors import DomainError
 from h2h_core.lock_objects import case_qs_select_for_update
 from h2h_core.models import Case, CaseEvent
 from h2h_core.models.audit import Outcome
-from h2h_core.services import case_require_owner
+from h2h_core.services import case_require_owner, idempotency_key_validate
 from h2h_core.transactions import outermost, service_atomic
 
 from .integration import outbox_message_publish
 from .usage import usage_consume
-
-MAX_KEY_LENGTH = 100
 
 
 class _Refused(Exception):
@@ -60,14 +58,6 @@ def decision_snapshot(decision: Decision) -> dict:
         "verdict": decision.verdict,
         "executed_at": decision.executed_at,
     }
-
-
-def _validate_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise ValidationError({"idempotency_key": f"Use 1 to {MAX_KEY_LENGTH} printable characters."})
-    return key
 
 
 def _replay(*, actor, key: str, fingerprint: str) -> Decision | None:
@@ -104,7 +94,7 @@ def decision_execute(
     rationale = rationale.strip()
     amount = parse_amount(amount, kind=kind, currency=currency)
     currency = currency or ""
-    key = _validate_key(idempotency_key)
+    key = idempotency_key_validate(idempotency_key)
     fingerprint = decision_fingerprint(case_id=case.pk, kind_code=kind.code, amount=amount, currency=currency,
                                        rationale=rationale)
     if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):

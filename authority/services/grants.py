@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.db.models import Max
 from django.utils import timezone
 
@@ -19,8 +20,10 @@ from authority.policy.grants import grant_changeable, grant_endable, may_check, 
 from authority.quantities import known_currency, parse_amount
 from h2h_core.audit import audit_record
 from h2h_core.audit.refusals import audits_refusals, grant_of
+from h2h_core.errors import IdempotencyConflict
 from h2h_core.models import CaseCategory, CustomerTier, Team
-from h2h_core.transactions import service_atomic
+from h2h_core.services import idempotency_key_validate, payload_fingerprint
+from h2h_core.transactions import outermost, service_atomic
 
 User = get_user_model()
 
@@ -148,7 +151,8 @@ def _next_version(previous: Grant | None) -> int:
     return max(highest or 0, previous.version) + 1
 
 
-def _new_version(*, actor, kind, terms: GrantTerms, reason, user, team, role, previous: Grant | None) -> Grant:
+def _new_version(*, actor, kind, terms: GrantTerms, reason, user, team, role, previous: Grant | None,
+                 key: str | None = None, fingerprint: str = "") -> Grant:
     status = GrantStatus.PENDING if needs_confirmation(kind, terms) else GrantStatus.ACTIVE
     grant = Grant.objects.create(
         lineage=previous.lineage if previous else None,
@@ -171,11 +175,30 @@ def _new_version(*, actor, kind, terms: GrantTerms, reason, user, team, role, pr
         granted_by=actor,
         reason=reason,
         created_at=timezone.now(),
+        idempotency_key=key,
+        payload_fingerprint=fingerprint,
     )
     if previous is None:
         Grant.objects.filter(pk=grant.pk).update(lineage=grant.pk)
         grant.lineage = grant.pk
     return grant
+
+
+def _fingerprint(*, operation: str, kind: AuthorityKind, asked: GrantTerms, valid: GrantTerms, reason: str,
+                 **subject) -> str:
+    # The start as asked: an omitted start means "now", which a retry asks again.
+    terms = asdict(replace(valid, valid_from=asked.valid_from))
+    return payload_fingerprint({"operation": operation, "kind": kind.code, "terms": terms, "reason": reason,
+                                **subject})
+
+
+def _made_with(*, actor, key: str, fingerprint: str) -> Grant | None:
+    """Return the version `actor` made with this key, or None; raise if the key asked something else."""
+    existing = Grant.objects.select_related("kind").filter(granted_by=actor, idempotency_key=key).first()
+    if existing is not None and existing.payload_fingerprint != fingerprint:
+        raise IdempotencyConflict("This idempotency key was already used for a different grant or change.",
+                                  grant_id=existing.pk)
+    return existing
 
 
 @audits_refusals("grant.create", object_type="grant", object_from=None)
@@ -188,39 +211,66 @@ def grant_create(
     user=None,
     team: Team | None = None,
     role: Group | None = None,
+    idempotency_key: str | None = None,
 ) -> Grant:
     """Give a person, team or role authority (or, with effect forbid, suspend it).
 
     Above the kind's confirmation threshold the grant is pending until a second manager confirms.
+    With an idempotency key, a repeat of the same call by the same actor returns the grant the first
+    one made; another call with that key is refused.
     """
     if sum(subject is not None for subject in (user, team, role)) != 1:
         raise ValidationError({"subject": "Choose exactly one subject: a person, a team or a role."})
     if not reason or not reason.strip():
         raise ValidationError({"reason": "Say why this authority is given."})
+    key = idempotency_key_validate(idempotency_key)
     require_may_grant(actor, user=user, team=team, role=role)
-    terms = validate_terms(kind=kind, terms=terms)
-    with service_atomic():
-        grant = _new_version(actor=actor, kind=kind, terms=terms, reason=reason.strip(), user=user, team=team,
-                             role=role, previous=None)
-        action = "grant.pending" if grant.status == GrantStatus.PENDING else "grant.created"
-        audit_record(actor=actor, action=action, object_type="grant", object_id=grant.pk,
-                     after=grant_snapshot(grant), reason=grant.reason)
+    asked, terms = terms, validate_terms(kind=kind, terms=terms)
+    fingerprint = _fingerprint(operation="create", kind=kind, asked=asked, valid=terms, reason=reason.strip(),
+                               user=user, team=team, role=role) if key else ""
+    if key and (existing := _made_with(actor=actor, key=key, fingerprint=fingerprint)):
+        return existing
+    alone = outermost()
+    try:
+        with service_atomic():
+            grant = _new_version(actor=actor, kind=kind, terms=terms, reason=reason.strip(), user=user, team=team,
+                                 role=role, previous=None, key=key, fingerprint=fingerprint)
+            action = "grant.pending" if grant.status == GrantStatus.PENDING else "grant.created"
+            audit_record(actor=actor, action=action, object_type="grant", object_id=grant.pk,
+                         after=grant_snapshot(grant), reason=grant.reason)
+    except IntegrityError:
+        # The same key committed by a concurrent call: answer with its grant.
+        if alone and key and (existing := _made_with(actor=actor, key=key, fingerprint=fingerprint)):
+            return existing
+        raise
     return grant
 
 
 @audits_refusals("grant.change", object_type="grant", object_from=grant_of)
-def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str) -> Grant:
-    """Write a new version of `grant`. The old version stays in force until the new one is active."""
+def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str, idempotency_key: str | None = None) -> Grant:
+    """Write a new version of `grant`. The old version stays in force until the new one is active.
+
+    With an idempotency key, a repeat of the same change by the same actor returns the version the
+    first one wrote (not a refusal because `grant` now has a successor); another call with that key
+    is refused.
+    """
     if not reason or not reason.strip():
         raise ValidationError({"reason": "Say why the authority changes."})
+    key = idempotency_key_validate(idempotency_key)
     require_may_grant(actor, user=grant.subject_user, team=grant.subject_team, role=grant.subject_role)
-    terms = validate_terms(kind=grant.kind, terms=terms)
+    asked, terms = terms, validate_terms(kind=grant.kind, terms=terms)
+    fingerprint = _fingerprint(operation="change", kind=grant.kind, asked=asked, valid=terms, reason=reason.strip(),
+                               grant=grant.pk) if key else ""
+    if key and (existing := _made_with(actor=actor, key=key, fingerprint=fingerprint)):
+        return existing
     with service_atomic():
         current = grant_qs_select_for_update().select_related("kind").get(pk=grant.pk)
+        if key and (existing := _made_with(actor=actor, key=key, fingerprint=fingerprint)):
+            return existing  # a concurrent call with the key changed it while we waited for the lock
         grant_changeable(current).require()
         new = _new_version(actor=actor, kind=current.kind, terms=terms, reason=reason.strip(),
                            user=current.subject_user, team=current.subject_team, role=current.subject_role,
-                           previous=current)
+                           previous=current, key=key, fingerprint=fingerprint)
         if new.status == GrantStatus.ACTIVE:
             # A change scheduled for later keeps the old version in force until then: no gap.
             current.superseded_at = max(timezone.now(), new.valid_from)

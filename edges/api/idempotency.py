@@ -11,22 +11,24 @@ The unique (user, key) constraint makes that insert the arbiter between concurre
 
 Whether "in progress" is still true must not depend on the request that claimed the key being
 able to say otherwise: its process can be killed, or its database connection cut, after the claim
-and before it stores or releases anything. On PostgreSQL the claim is therefore also a session
-advisory lock on (user, key), taken before the record is inserted and held by the connection that
-runs the request until the record is stored or released. The server drops a session's advisory
-locks the moment the session ends, however it ends, so a retry that gets the lock while the
-record is still in progress knows the first attempt is no longer running, and runs the request at
-once (`held_by_session` marks the records this holds for). We chose a session lock over the two
+and before it stores or releases anything. The claim is therefore also a claim lock on (user, key)
+(edges.web.claim_locks), taken before the record is inserted and held by what runs the request
+until the record is stored or released: on PostgreSQL a session advisory lock, which the server
+drops the moment the session ends; on SQLite an flock on a lock file, which the kernel drops the
+moment the process dies. However the first attempt ends, a retry that gets the lock while the
+record is still in progress knows that attempt is no longer running, and runs the request at once
+(`held_by_session` marks the records a claim lock holds for). We chose such a lock over the two
 alternatives: a row lock needs a transaction open for the whole request, which the durable
 services and flow steps the views call cannot run inside; a lease renewed while running needs a
 heartbeat beside every request and still guesses (a paused process outlives its lease and would
-run twice). A session lock needs the session to be the request's own for its duration: behind a
+run twice). On PostgreSQL the session must be the request's own for its duration: behind a
 connection pooler, use session pooling, not transaction pooling.
 
-SQLite has no such lock (nor connections that die apart from their process); there, and for a
-record claimed without the lock, a record left in progress is taken over after
-IN_PROGRESS_TIMEOUT. A taken-over request whose first attempt had committed its effect before it
-died is not done twice where the service also knows the key (decisions and authority requests).
+Without a claim lock (Windows has no flock), and for a record claimed without one, a record left
+in progress is taken over after IN_PROGRESS_TIMEOUT. A taken-over request whose first attempt had
+committed its effect before it died is not done twice: every service behind a keyed endpoint
+(decisions, authority requests, opening a case, creating or changing a grant) stores the key on the
+row it creates and answers a repeat of it with that row.
 
 Outcomes that did not reach a domain rule (malformed input, an unknown case, a server error) are
 not stored: the key is released and the client may retry with the same key.
@@ -38,11 +40,9 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.renderers import JSONRenderer
@@ -51,12 +51,14 @@ from rest_framework.response import Response
 from authority.errors import IdempotencyConflict
 from authority.models import IdempotencyRecord
 from edges.api.errors import domain_error_body
+from edges.web.claim_locks import claim_lock
 from h2h_core.errors import DomainError
+from h2h_core.services import MAX_IDEMPOTENCY_KEY_LENGTH
 
 logger = logging.getLogger("h2h.api")
 
 HEADER = "Idempotency-Key"
-MAX_KEY_LENGTH = 100
+MAX_KEY_LENGTH = MAX_IDEMPOTENCY_KEY_LENGTH  # the services store the same keys
 IN_PROGRESS_TIMEOUT = timedelta(minutes=5)
 REPLAY_HEADER = "Idempotent-Replayed"
 #: A request runs for well under a second: ask for the retry soon, it gets the stored answer.
@@ -114,49 +116,6 @@ def _plain(body):
     return body
 
 
-def lock_id(*, user_id: int, key: str) -> int:
-    """Return the advisory lock number of a user's key: 64 bits of its digest, as PostgreSQL's signed bigint.
-
-    Two keys sharing a number only make one wait for the other (a 409), never run together.
-    """
-    digest = hashlib.sha256(f"idempotency:{user_id}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-@contextmanager
-def _session_lock(*, user_id: int, key: str) -> Iterator[bool | None]:
-    """Hold the key's advisory lock on this connection's session for the enclosed block.
-
-    Yield True when this session holds it, False when another session does, None on a database
-    without advisory locks.
-    """
-    if connection.vendor != "postgresql":
-        yield None
-        return
-    number = lock_id(user_id=user_id, key=key)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [number])
-        held = bool(cursor.fetchone()[0])
-    if not held:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        _unlock(number)
-
-
-def _unlock(number: int) -> None:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [number])
-    except DatabaseError:
-        # The session is gone (and its lock with it), or unusable: close it so that a pooled
-        # connection cannot keep the lock after this request.
-        logger.warning("Could not release the idempotency lock; closing the connection", exc_info=True)
-        connection.close()
-
-
 def _answer_existing(existing: IdempotencyRecord, *, endpoint: str, fingerprint: str) -> Response | None:
     """Return the stored response of a finished record; raise on a conflict; None while in progress."""
     if existing.fingerprint != fingerprint or existing.endpoint != endpoint:
@@ -180,8 +139,8 @@ def _in_progress() -> IdempotencyInProgress:
 def _take_over(existing: IdempotencyRecord, *, now, locked: bool) -> bool:
     """Claim a record left in progress by an attempt that is provably gone, or return False.
 
-    With the key's lock in hand, a record claimed under the lock is abandoned: its claimer's
-    session ended without storing or releasing it. Any other record is abandoned once it is older
+    With the key's claim lock in hand, a record claimed under the lock is abandoned: its claimer
+    (session or process) ended without storing or releasing it. Any other record is abandoned once it is older
     than any request runs.
     """
     abandoned = (locked and existing.held_by_session) or existing.created_at <= now - IN_PROGRESS_TIMEOUT
@@ -238,7 +197,7 @@ def _release(record: IdempotencyRecord) -> None:
         IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
     except DatabaseError:
         # The connection died with the request: the record stays in progress, and a retry takes it
-        # over (at once where the session lock held it). The request's own error is the one to report.
+        # over (at once where a claim lock held it). The request's own error is the one to report.
         logger.warning("Could not release idempotency record %s", record.pk, exc_info=True)
 
 
@@ -258,7 +217,7 @@ def idempotent(handler):
         endpoint = f"{request.method} {request.path}"[:200]
         fingerprint = fingerprint_of(endpoint=endpoint, body=request.data)
         asked = {"user": request.user, "key": key, "endpoint": endpoint, "fingerprint": fingerprint}
-        with _session_lock(user_id=request.user.pk, key=key) as locked:
+        with claim_lock(user_id=request.user.pk, key=key) as locked:
             if locked is False:
                 return _refuse_while_running(**asked)
             claimed = _claim(**asked, locked=bool(locked))

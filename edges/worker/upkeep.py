@@ -10,6 +10,7 @@ from django_tasks_db.models import DBTaskResult
 
 from authority.models import IdempotencyRecord
 from edges.models import FormToken
+from edges.web.claim_locks import claim_lock_files_purge
 from h2h_core.jobs import TaskResultStatus
 
 from .models import PeriodicRun
@@ -38,9 +39,12 @@ def jobs_upkeep() -> dict:
 
 
 def retention_purge(*, days: float | None = None) -> dict:
-    """Delete API idempotency records and claimed web form tokens older than the retention period."""
+    """Delete API idempotency records and claimed web form tokens older than the retention period.
+
+    Also remove the idempotency lock files nobody holds: a process killed mid-request leaves one.
+    """
     days = settings.H2H_SHORT_RETENTION_DAYS if days is None else days
     cutoff = timezone.now() - timedelta(days=days)
     records, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     tokens, _ = FormToken.objects.filter(created_at__lt=cutoff).delete()
-    return {"idempotency_records": records, "form_tokens": tokens}
+    return {"idempotency_records": records, "form_tokens": tokens, "lock_files": claim_lock_files_purge()}

@@ -77,9 +77,22 @@ class Case(models.Model):
     sla_breached = models.BooleanField(default=False)
     resolution_summary = models.TextField(blank=True)
     rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # An integrator's Idempotency-Key: a retry of the same opening finds this case instead of a new one.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    payload_fingerprint = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["resolution_due", "-stakes_score", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["opened_by", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="case_idempotency_key_per_opener",
+            ),
+        ]
         indexes = [
             models.Index(fields=["owner", "status"]),
             models.Index(fields=["team", "status"]),

@@ -6,20 +6,26 @@ blocked, as a killed worker process would: it never gets to store or release any
 
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from authority.models import Decision, IdempotencyRecord
-from authority.services import decision_execute
+from authority.errors import IdempotencyConflict
+from authority.models import AuthorityKind, Decision, Grant, IdempotencyRecord
+from authority.services import GrantTerms, decision_execute, grant_change, grant_create
 from edges.api.idempotency import fingerprint_of
-from h2h_core.models import AuditEvent
-from tests.factories import CaseFactory
+from h2h_core.models import AuditEvent, Case
+from tests.factories import CaseFactory, CustomerFactory
+from workflows import services as flow_steps
+from workflows.models import CaseProcess
 
 from .helpers import assert_error_shape, client_for, grant_refund, idempotency_records, state
 
 DECISIONS = "/api/v1/decisions/"
+CASES = "/api/v1/cases/"
+GRANTS = "/api/v1/grants/"
 KEY = "refund-1"
 
 
@@ -30,23 +36,25 @@ def refund(case, amount="200.00"):
 class FirstAttempt:
     """The first request with the key, in its own thread and session, held at a chosen point of its work."""
 
-    def __init__(self, user, payload, *, hold: str, monkeypatch):
-        self.user, self.payload, self.hold = user, payload, hold
+    def __init__(self, user, payload, *, hold: str, monkeypatch, endpoint=DECISIONS,
+                 service=("edges.api.views.decisions.decision_execute", decision_execute)):
+        self.user, self.payload, self.hold, self.endpoint = user, payload, hold, endpoint
         self.reached, self.go_on = threading.Event(), threading.Event()
         self.backend_pid = None
         self.outcome: list = []
-        monkeypatch.setattr("edges.api.views.decisions.decision_execute", self._decision_execute)
+        target, self.service = service
+        monkeypatch.setattr(target, self._service)
         self.thread = threading.Thread(target=self._post)
 
-    def _decision_execute(self, **kwargs):
+    def _service(self, **kwargs):
         if threading.current_thread() is not self.thread:
-            return decision_execute(**kwargs)
+            return self.service(**kwargs)
         if self.hold == "after_commit":
-            decision = decision_execute(**kwargs)
+            done = self.service(**kwargs)
             self._pause()
-            return decision
+            return done
         self._pause()
-        return decision_execute(**kwargs)
+        return self.service(**kwargs)
 
     def _pause(self):
         with connection.cursor() as cursor:
@@ -57,7 +65,8 @@ class FirstAttempt:
 
     def _post(self):
         try:
-            response = client_for(self.user).post(DECISIONS, self.payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+            response = client_for(self.user).post(self.endpoint, self.payload, format="json",
+                                                  HTTP_IDEMPOTENCY_KEY=KEY)
             self.outcome.append(response.status_code)
         except BaseException as error:  # a dead session may surface as an exception: reported, not lost
             self.outcome.append(error)
@@ -78,14 +87,14 @@ class FirstAttempt:
         assert not self.thread.is_alive()
 
 
-def retry_until_definitive(client, payload, *, within: float):
+def retry_until_definitive(client, payload, *, within: float, endpoint=DECISIONS):
     """Send the same request as a client would, again after each 409, for `within` seconds.
 
     Return the last response and the 409s before it.
     """
     deadline, in_progress = time.monotonic() + within, []
     while True:
-        response = client.post(DECISIONS, payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+        response = client.post(endpoint, payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
         if response.status_code != 409 or time.monotonic() > deadline:
             return response, in_progress
         in_progress.append(response)
@@ -187,3 +196,114 @@ def test_every_in_progress_409_says_when_to_retry(as_alice, alice, case_owned_by
     body = assert_error_shape(response, 409, "idempotency_in_progress")
     assert response["Retry-After"] == "1" and body["details"] == {"retry_after_seconds": 1}
     assert state() == before and not Decision.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="kills a PostgreSQL session")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_case_opened_before_the_first_attempts_session_was_killed_is_the_retrys_answer(alice, monkeypatch):
+    # given a first attempt whose case (and its flow) committed, and whose session then died
+    payload = {"customer": CustomerFactory().pk, "subject": "Charged twice", "category": "billing_error",
+               "amount_at_stake": "89.90", "currency": "EUR"}
+    first = FirstAttempt(alice, payload, hold="after_commit", monkeypatch=monkeypatch, endpoint=CASES,
+                         service=("workflows.services.case_flow_open", flow_steps.case_flow_open))
+    first.start()
+    try:
+        first.kill_session()
+        # when the client retries with the same key
+        response, _ = retry_until_definitive(client_for(alice), payload, within=5, endpoint=CASES)
+        # then the answer names the one case there is, with its one flow
+        assert response.status_code == 201, (response.status_code, response.content[:300])
+        (case,) = Case.objects.all()
+        assert response.json()["id"] == case.pk
+        assert CaseProcess.objects.filter(case_id=case.pk).count() == 1
+    finally:
+        first.finish()
+    assert Case.objects.count() == 1 and idempotency_records() == [(KEY, "done", 201)]
+    assert AuditEvent.objects.filter(action="case.opened").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="kills a PostgreSQL session")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_grant_made_before_the_first_attempts_session_was_killed_is_the_retrys_answer(maria, alice, monkeypatch):
+    # given a first attempt whose grant committed, and whose session then died
+    payload = {"kind": "refund", "per_case_limit": "300.00", "period_limit": "900.00", "period": "month",
+               "currency": "EUR", "reason": "New starter", "subject_user": "alice"}
+    first = FirstAttempt(maria, payload, hold="after_commit", monkeypatch=monkeypatch, endpoint=GRANTS,
+                         service=("edges.api.views.grants.grant_create", grant_create))
+    first.start()
+    try:
+        first.kill_session()
+        # when the client retries with the same key
+        response, _ = retry_until_definitive(client_for(maria), payload, within=5, endpoint=GRANTS)
+        # then the answer names the one grant there is
+        assert response.status_code == 201, (response.status_code, response.content[:300])
+        (grant,) = Grant.objects.filter(subject_user=alice)
+        assert response.json()["id"] == grant.pk
+    finally:
+        first.finish()
+    assert Grant.objects.filter(subject_user=alice).count() == 1 and idempotency_records() == [(KEY, "done", 201)]
+    assert AuditEvent.objects.filter(action="grant.created").count() == 1
+
+
+# --- the services behind every keyed create know the key: a taken-over retry finds what was committed ---
+
+
+def open_case(actor, customer, *, subject="Charged twice", key=KEY):
+    return flow_steps.case_flow_open(actor=actor, customer=customer, subject=subject, category="billing_error",
+                                     amount_at_stake="89.90", currency="EUR", idempotency_key=key)
+
+
+@pytest.mark.django_db
+def test_opening_a_case_again_with_its_key_returns_that_case_and_another_opening_is_refused(alice):
+    # given a case opened with a key
+    customer = CustomerFactory()
+    opened = open_case(alice, customer)
+    before, events = state(), AuditEvent.objects.count()
+    # when the same opening comes again with the key, and a different one with the same key
+    again = open_case(alice, customer)
+    with pytest.raises(IdempotencyConflict):
+        open_case(alice, customer, subject="Another problem")
+    # then the first answer is the case already opened, with its one flow, and nothing else changed
+    assert again.pk == opened.pk
+    assert CaseProcess.objects.filter(case_id=opened.pk).count() == 1
+    assert state() == before and AuditEvent.objects.count() == events
+
+
+@pytest.mark.django_db
+def test_keys_of_case_openings_belong_to_who_opens(alice, bob):
+    customer = CustomerFactory()
+    assert open_case(alice, customer).pk != open_case(bob, customer).pk
+    assert Case.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_grant_created_or_changed_again_with_its_key_returns_the_version_it_wrote(maria, alice):
+    # given a grant made with a key, and a change of it made with another
+    kind = AuthorityKind.objects.get(code="refund")
+    terms = GrantTerms(per_case_limit=Decimal("300"), period_limit=Decimal("900"), period="month", currency="EUR")
+    made = grant_create(actor=maria, kind=kind, terms=terms, reason="New starter", user=alice, idempotency_key="g1")
+    raised = GrantTerms(per_case_limit=Decimal("400"), period_limit=Decimal("900"), period="month", currency="EUR")
+    changed = grant_change(actor=maria, grant=made, terms=raised, reason="Trained", idempotency_key="g2")
+    before, events = state(), AuditEvent.objects.count()
+    # when each comes again with its key (the change is not refused for having a successor now)
+    again = grant_create(actor=maria, kind=kind, terms=terms, reason="New starter", user=alice, idempotency_key="g1")
+    changed_again = grant_change(actor=maria, grant=made, terms=raised, reason="Trained", idempotency_key="g2")
+    # then each answer is the version already written, and nothing changed
+    assert (again.pk, changed_again.pk) == (made.pk, changed.pk)
+    assert state() == before and AuditEvent.objects.count() == events
+
+
+@pytest.mark.django_db
+def test_a_grant_key_used_for_something_else_is_refused_and_changes_nothing(maria, alice):
+    kind = AuthorityKind.objects.get(code="refund")
+    terms = GrantTerms(per_case_limit=Decimal("300"), currency="EUR")
+    made = grant_create(actor=maria, kind=kind, terms=terms, reason="New starter", user=alice, idempotency_key="g1")
+    before = state()
+    with pytest.raises(IdempotencyConflict):
+        grant_create(actor=maria, kind=kind, terms=GrantTerms(per_case_limit=Decimal("301"), currency="EUR"),
+                     reason="New starter", user=alice, idempotency_key="g1")
+    with pytest.raises(IdempotencyConflict):
+        grant_change(actor=maria, grant=made, terms=terms, reason="New starter", idempotency_key="g1")
+    assert state() == before

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from h2h_core import services as case_services
@@ -42,14 +42,26 @@ def _case_step(case: Case) -> Iterator[CaseProcess | None]:
             yield process
 
 
-def case_flow_open(*, actor, **intake) -> Case:
+def case_flow_open(*, actor, idempotency_key: str | None = None, **intake) -> Case:
     """Intake and triage (`h2h_core.services.case_open`, same arguments) and the start of the case's flow.
 
-    One transaction: the case and its process commit together, or neither does.
+    One transaction: the case and its process commit together, or neither does. A repeat with the
+    idempotency key of a case already opened returns that case, whose flow started with it.
     """
+    try:
+        return _open_and_start(actor=actor, idempotency_key=idempotency_key, **intake)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # A concurrent call with the same key committed first: this one now finds its case.
+        return _open_and_start(actor=actor, idempotency_key=idempotency_key, **intake)
+
+
+def _open_and_start(*, actor, idempotency_key: str | None, **intake) -> Case:
     with transaction.atomic(durable=True):
-        case = case_services.case_open(actor=actor, **intake)
-        CaseFlow.intake.run(case=case)
+        case = case_services.case_open(actor=actor, idempotency_key=idempotency_key, **intake)
+        if idempotency_key is None or not CaseProcess.objects.filter(case_id=case.pk).exists():
+            CaseFlow.intake.run(case=case)
     return case
 
 

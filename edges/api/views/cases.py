@@ -68,7 +68,8 @@ class CaseViewSet(ResourceViewSet):
             raise ValidationError({"customer": [f"No customer has the id {data['customer']}."]})
         case = flow_steps.case_flow_open(actor=request.user, customer=customer, subject=data["subject"],
                                         description=data["description"], category=data["category"],
-                                        amount_at_stake=data["amount_at_stake"], currency=data["currency"])
+                                        amount_at_stake=data["amount_at_stake"], currency=data["currency"],
+                                        idempotency_key=idempotency_key)
         return self.created(case)
 
     @extend_schema(request=None, responses={200: CaseOut}, summary="Claim a case from my team's queue")

@@ -88,7 +88,7 @@ class GrantViewSet(ResourceViewSet):
             "role": role_named(data["subject_role"]) if data.get("subject_role") else None,
         }
         grant = grant_create(actor=request.user, kind=data["kind"], terms=terms_of(data), reason=data["reason"],
-                             **subject)
+                             idempotency_key=idempotency_key, **subject)
         return self.created(grant)
 
     @extend_schema(request=GrantTermsIn, responses={201: GrantOut}, parameters=[KEY_PARAMETER],
@@ -98,7 +98,8 @@ class GrantViewSet(ResourceViewSet):
     def change(self, request, pk=None, idempotency_key=None):
         grant = self.get_object()
         data = body(GrantTermsIn, request)
-        new = grant_change(actor=request.user, grant=grant, terms=terms_of(data), reason=data["reason"])
+        new = grant_change(actor=request.user, grant=grant, terms=terms_of(data), reason=data["reason"],
+                           idempotency_key=idempotency_key)
         return self.render(new, code=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: GrantOut},
