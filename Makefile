@@ -28,7 +28,9 @@ $(STAMP): pyproject.toml $(wildcard $(LOCK))
 # Regenerate the lock files after changing the dependencies in pyproject.toml. Versions already
 # locked are kept where they still fit; `make lock UPGRADE=1` moves everything to the newest allowed.
 # uv resolves for every supported Python from this one venv, and writes no index or host names.
-lock: install
+# Needs only a venv with pip: `install` would refuse a lock that is behind pyproject.toml.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "uv>=0.4"
 	mkdir -p requirements
 	for version in $(LOCK_PYTHONS); do \

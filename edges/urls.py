@@ -13,6 +13,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="h2h_core/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("cases/", include(("edges.agent.urls", "cases"))),
+    path("customers/", include(("edges.agent.customer_urls", "customers"))),
     path("authority/", include(("edges.manager.urls", "authority"))),
     path("audit/", include(("edges.auditor.urls", "audit"))),
     path("api/", include("edges.api.urls")),

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
-from .errors import CaseNotOpen, DomainError, NotAllowed, NotCaseOwner
-from .models import Case, CaseStatus, Role, Team
+from .case_views import parse_view_version, view_changes, view_parts
+from .errors import CaseNotOpen, DomainError, NotAllowed, NotCaseOwner, StaleView
+from .models import Case, CaseStatus, Customer, Role, Team
 from .models.cases import OPEN_STATUSES
 
 
@@ -109,6 +110,25 @@ def may_view_case(user, case: Case) -> Permission:
     return Permission.deny("You cannot see this case.")
 
 
+def customers_visible_to(user) -> QuerySet[Customer]:
+    """Whoever may see one of a customer's cases sees the customer (and, through the selectors,
+    only those of their cases and decisions)."""
+    return Customer.objects.filter(Exists(cases_visible_to(user).filter(customer_id=OuterRef("pk"))))
+
+
+def may_view_customer(user, customer) -> Permission:
+    if customers_visible_to(user).filter(pk=customer.pk).exists():
+        return ALLOWED
+    return Permission.deny("You cannot see this customer.")
+
+
+def may_add_customer_note(user, customer) -> Permission:
+    """Agents and managers who may see the customer write internal notes; auditors only read."""
+    if not (_authenticated(user) and (is_agent(user) or is_manager(user))):
+        return Permission.deny("Only agents and managers add notes on a customer.")
+    return may_view_customer(user, customer)
+
+
 def is_team_member(user, team_id: int | None) -> bool:
     return bool(team_id) and Team.members.through.objects.filter(team_id=team_id, user_id=user.pk).exists()
 
@@ -126,6 +146,25 @@ def may_claim(user, case: Case) -> Permission:
         return Permission.deny(f"{case.reference} is no longer in the queue (owner: {owner}).", CaseNotOpen)
     if not (_authenticated(user) and is_agent(user) and is_team_member(user, case.team_id)):
         return Permission.deny(f"Only an agent of the case's team may claim {case.reference}.")
+    return ALLOWED
+
+
+def may_act_on_view(case: Case, seen_version: str | None) -> Permission:
+    """A submit acts on the state its page showed: refused, saying what changed, when the case moved on.
+
+    `seen_version` is `h2h_core.case_views.case_view_version` as the page rendered it; None (an API
+    caller that sends none) is not checked. Ask it under the case's row lock, with the locked case.
+    """
+    if seen_version is None:
+        return ALLOWED
+    seen = parse_view_version(seen_version)
+    if seen is None or seen.case_id != case.pk:
+        return Permission.deny(f"The page of {case.reference} you acted on could not be verified: "
+                               "reload the case and try again.", StaleView)
+    changes = view_changes(seen, view_parts(case))
+    if changes:
+        return Permission.deny("Since you opened this case: " + "; ".join(changes)
+                               + ". Nothing was changed: check the case as it is now and act again.", StaleView)
     return ALLOWED
 
 

@@ -26,6 +26,12 @@ class CaseNotOpen(DomainError):
     code = "case_not_open"
 
 
+class StaleView(DomainError):
+    """The person acted on a page of the case that no longer shows its state."""
+
+    code = "stale_view"
+
+
 class AlreadyDecided(DomainError):
     code = "already_decided"
 

@@ -15,6 +15,7 @@ from authority.models import AuthorityKind, AuthorityRequest, Decision
 from authority.policy.approvals import approver_pool, with_pool
 from authority.policy.verdict import Verdict
 from authority.quantities import format_quantity, parse_amount
+from h2h_core.access import may_act_on_view
 from h2h_core.audit import audit_record, canonical_json, snapshot_value
 from h2h_core.audit.record import actor_roles
 from h2h_core.errors import DomainError
@@ -80,6 +81,7 @@ def decision_execute(
     currency: str | None = None,
     rationale: str,
     idempotency_key: str | None = None,
+    seen_version: str | None = None,
 ) -> Decision:
     """Execute a decision on a case the actor owns, within the actor's authority (rules 3, 4, 5).
 
@@ -87,7 +89,9 @@ def decision_execute(
     conditional UPDATE; the decision, its outbox record and its audit event are written in the same
     transaction. A refusal rolls all of that back and commits only its own audit event, then raises
     AuthorityDenied (or the domain error that refused it). Inside a caller's transaction it joins it,
-    and a refusal aborts the whole of it (the caller records the refusal).
+    and a refusal aborts the whole of it (the caller records the refusal). With `seen_version` (the
+    case page's version) a decision asked on a page that no longer shows the case is refused
+    (StaleView, saying what changed); a replay of the same key is not: it was executed once already.
     """
     if not isinstance(rationale, str) or not rationale.strip():
         raise ValidationError({"rationale": "Say why: the rationale is part of the record."})
@@ -104,7 +108,7 @@ def decision_execute(
     try:
         with service_atomic():
             return _execute_locked(actor=actor, roles=roles, case=case, kind=kind, amount=amount, currency=currency,
-                                   rationale=rationale, key=key, fingerprint=fingerprint)
+                                   rationale=rationale, key=key, fingerprint=fingerprint, seen_version=seen_version)
     except IntegrityError:
         # The same key committed by a concurrent call on another case: report it as a replay.
         if alone and key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
@@ -118,11 +122,13 @@ def decision_execute(
         raise refused.error from None
 
 
-def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, key, fingerprint) -> Decision:
+def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, key, fingerprint,
+                    seen_version=None) -> Decision:
     case = case_qs_select_for_update().select_related("customer").get(pk=case.pk)
     if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
     try:
+        may_act_on_view(case, seen_version).require()
         case_require_owner(case=case, actor=actor)
     except DomainError as error:
         raise _Refused(error) from None

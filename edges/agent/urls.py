@@ -1,10 +1,12 @@
 from django.urls import path
 
-from edges.agent import views
+from edges.agent import inbox, presence, views
 
 urlpatterns = [
     path("", views.case_list, name="list"),
     path("new/", views.case_new, name="new"),
+    path("customers.json", views.customer_picker, name="customers"),
+    path("waiting/", inbox.waiting, name="waiting"),
     path("<int:pk>/", views.case_detail, name="detail"),
     path("<int:pk>/claim/", views.case_claim_view, name="claim"),
     path("<int:pk>/handover/", views.case_handover_view, name="handover"),
@@ -14,6 +16,7 @@ urlpatterns = [
     path("<int:pk>/resolve/", views.case_resolve_view, name="resolve"),
     path("<int:pk>/reopen/", views.case_reopen_view, name="reopen"),
     path("<int:pk>/check/", views.case_check, name="check"),
+    path("<int:pk>/presence/", presence.case_presence, name="presence"),
     # The customer's rating page: a signed link, no login.
     path("rate/<str:token>/", views.rate, name="rate"),
 ]

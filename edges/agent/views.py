@@ -6,13 +6,14 @@ Views validate input and call the workflow services; they decide nothing.
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
+from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -24,7 +25,10 @@ from authority.models import AuthorityKind
 from authority.policy.verdict import Verdict
 from authority.quantities import format_quantity
 from authority.services import decision_execute
+from edges.agent.assist import assist_context
+from edges.agent.customers import customer_panel_context
 from edges.agent.forms import (
+    CaseFilterForm,
     CaseIntakeForm,
     DecisionForm,
     HandoverForm,
@@ -33,17 +37,31 @@ from edges.agent.forms import (
     RequestForm,
     ResolveForm,
 )
+from edges.agent.inbox import approved_callout_context
+from edges.agent.presence import presence_context
 from edges.web.service_calls import error_text, run_service
-from h2h_core.access import may_act_as_owner, may_claim, may_hand_over, may_reopen, may_share_rating_link
+from h2h_core.access import (
+    may_act_as_owner,
+    may_act_on_view,
+    may_claim,
+    may_hand_over,
+    may_reopen,
+    may_share_rating_link,
+)
 from h2h_core.audit import canonical_json, snapshot_value
 from h2h_core.errors import DomainError
 from h2h_core.models import Case, CaseStatus
-from h2h_core.models.cases import OPEN_STATUSES
 from h2h_core.organisation import current_organisation
+from workflows import case_search, services
 from workflows import selectors as flow_selectors
-from workflows import services
 
 LIST_LIMIT = 50
+
+
+def _seen_version(request) -> str | None:
+    """The version of the case the submitting page showed (h2h_core.case_views); None when the form had none."""
+    value = request.POST.get("seen_version")
+    return None if value is None else str(value)[:200]
 
 
 def _visible_case(request, pk: int) -> Case:
@@ -53,21 +71,55 @@ def _visible_case(request, pk: int) -> Case:
     return case
 
 
+CASE_PAGE_SIZE = 25
+
+
 @login_required
+@require_GET
 def case_list(request):
-    """My open cases by SLA due and stakes, and my teams' unclaimed queue."""
-    visible = policy.cases_visible_to(request.user).select_related("customer", "owner", "team")
-    mine = visible.filter(owner=request.user, status__in=OPEN_STATUSES).order_by("resolution_due", "-stakes_score")
-    queue = visible.filter(status__in=[CaseStatus.NEW, CaseStatus.QUEUED]).filter(
-        Q(team__members=request.user) | Q(team_id__in=policy.managed_team_ids(request.user))
-    ).order_by("resolution_due", "-stakes_score")
-    return render(request, "workflows/case_list.html", {
-        "mine": list(mine[:LIST_LIMIT]),
-        "queue": list(queue.distinct()[:LIST_LIMIT]),
-        "tz": current_organisation().tz,
-        "now": timezone.now(),
-        "may_open": bool(policy.may_open_cases(request.user)),
-    })
+    """Search, filters, sorting and saved views over the visible cases; without any, my open cases
+    and my teams' unclaimed queue."""
+    user = request.user
+    tz = current_organisation().tz
+    now = timezone.now()
+    form = CaseFilterForm(request.GET, teams=case_search.teams_for_filter(user))
+    query = form.query()
+    current = case_search.preset_of(query)
+    context = {
+        "form": form,
+        "views": [{"key": key, "label": label, "query": urlencode(preset.params()), "current": key == current}
+                  for key, (label, preset) in case_search.PRESETS.items()],
+        "tz": tz,
+        "now": now,
+        "soon": now + case_search.DUE_SOON,
+        "may_open": bool(policy.may_open_cases(user)),
+    }
+
+    def search(q):
+        return case_search.cases_search(user=user, query=q, now=now)
+
+    if not any(request.GET.get(name) for name in case_search.FIELD_NAMES):
+        mine, queue = case_search.PRESETS["mine"][1], case_search.PRESETS["queue"][1]
+        context.update(mine=list(search(mine)[:LIST_LIMIT]), queue=list(search(queue)[:LIST_LIMIT]))
+        return render(request, "workflows/case_list.html", context)
+    page = Paginator(search(query), CASE_PAGE_SIZE).get_page(request.GET.get("page"))
+    context.update(page=page, query=urlencode(query.params()),
+                   title=case_search.PRESETS[current][0] if current else "Search results")
+    return render(request, "workflows/case_list.html", context)
+
+
+@login_required
+@require_GET
+def customer_picker(request):
+    """The intake picker's suggestions: the first 20 customers by name or e-mail, as JSON."""
+    allowed = policy.may_open_cases(request.user)
+    if not allowed:
+        raise PermissionDenied(allowed.reason)
+    text = request.GET.get("q", "")[:200]
+    customers = case_search.customers_matching(text, limit=20)
+    return JsonResponse({"results": [
+        {"id": c.pk, "name": c.name, "email": c.email, "label": f"{c.name} (#{c.pk})"} for c in customers
+    ]})
 
 
 @login_required
@@ -131,6 +183,7 @@ def case_detail(request, pk: int, decision_form=None, request_form=None, verdict
         **(_authority_rows(user, case) if is_owner else {"authority": [], "no_authority": []}),
         "decision_form": decision_form or DecisionForm(initial={"currency": str(case.amount_at_stake.currency),
                                                                 **(draft or {})}),
+        **assist_context(request, case, is_owner=is_owner, keep_form=bool(decision_form or draft)),
         "request_form": request_form,
         "verdict": verdict,
         "resolve_form": ResolveForm(),
@@ -139,6 +192,9 @@ def case_detail(request, pk: int, decision_form=None, request_form=None, verdict
         "reopen_form": ReopenForm() if may_reopen(user, case) else None,
         "can_claim": bool(may_claim(user, case)),
         "rating_url": services.rating_url(case) if may_share_rating_link(user, case) else None,
+        **presence_context(user, case),
+        **approved_callout_context(request, case, is_owner=is_owner),
+        **customer_panel_context(user, case),
     }
     return render(request, "workflows/case_detail.html", context, status=status)
 
@@ -156,7 +212,8 @@ def _authority_rows(user, case: Case) -> dict:
 @require_POST
 def case_claim_view(request, pk: int):
     case = _visible_case(request, pk)
-    ok, _ = run_service(request, lambda: services.case_flow_claim(actor=request.user, case=case))
+    ok, _ = run_service(request, lambda: services.case_flow_claim(actor=request.user, case=case,
+                                                                     seen_version=_seen_version(request)))
     if ok:
         messages.success(request, f"You own {case.reference} now.")
     return redirect("cases:detail", pk=case.pk)
@@ -172,7 +229,8 @@ def case_handover_view(request, pk: int):
         return redirect("cases:detail", pk=case.pk)
     to_user = form.cleaned_data["to_user"]
     ok, _ = run_service(request, lambda: services.case_flow_handover(
-        actor=request.user, case=case, to_user=to_user, note=form.cleaned_data["note"]))
+        actor=request.user, case=case, to_user=to_user, note=form.cleaned_data["note"],
+        seen_version=_seen_version(request)))
     if ok:
         messages.success(request, f"{case.reference} is with {to_user.get_username()} now, with your note.")
     return redirect("cases:detail", pk=case.pk)
@@ -187,7 +245,8 @@ def case_reopen_view(request, pk: int):
         messages.error(request, "Say why the case is reopened.")
         return redirect("cases:detail", pk=case.pk)
     ok, _ = run_service(request, lambda: services.case_flow_reopen(actor=request.user, case=case,
-                                                                   reason=form.cleaned_data["reason"]))
+                                                                   reason=form.cleaned_data["reason"],
+                                                                   seen_version=_seen_version(request)))
     if ok:
         messages.success(request, f"{case.reference} is open again.")
     return redirect("cases:detail", pk=case.pk)
@@ -241,6 +300,11 @@ def case_review(request, pk: int):
     if not owner:
         messages.error(request, owner.reason)
         return redirect("cases:detail", pk=case.pk)
+    # Said before the review, not only at the execution (which checks it again under the case lock).
+    fresh = may_act_on_view(case, _seen_version(request))
+    if not fresh:
+        messages.error(request, fresh.reason)
+        return case_detail(request, pk, decision_form=form)
     inputs = _decision_inputs(form)
     try:
         verdict = policy.evaluate(agent=request.user, case=case, **inputs)
@@ -262,6 +326,7 @@ def case_review(request, pk: int):
         "verdict": verdict,
         "asked": format_quantity(verdict.amount, unit=kind.unit, currency=verdict.currency),
         "request_form": request_form,
+        "seen_version": _seen_version(request),
         "idempotency_key": _decision_key(actor=request.user, case=case, verdict=verdict,
                                          rationale=form.cleaned_data["rationale"], latest_decision_id=latest),
         "tz": current_organisation().tz,
@@ -280,7 +345,8 @@ def case_decide(request, pk: int):
     started = timezone.now()
     try:
         decision = decision_execute(actor=request.user, case=case, rationale=form.cleaned_data["rationale"],
-                                    idempotency_key=key, **_decision_inputs(form))
+                                    idempotency_key=key, seen_version=_seen_version(request),
+                                    **_decision_inputs(form))
     except AuthorityDenied as denied:
         request_form = None
         if denied.verdict.over_limit:
@@ -314,7 +380,8 @@ def case_request_authority(request, pk: int):
         messages.error(request, "Explain why the customer needs this.")
         return redirect("cases:detail", pk=case.pk)
     ok, result = run_service(request, lambda: services.authority_request_flow_open(
-        actor=request.user, case=case, justification=form.cleaned_data["justification"], **_decision_inputs(form)))
+        actor=request.user, case=case, justification=form.cleaned_data["justification"],
+        seen_version=_seen_version(request), **_decision_inputs(form)))
     if ok:
         names = ", ".join(selectors.usernames(result.pool))
         messages.success(request, f"Asked {names}. You keep the case; you will see the answer here.")
@@ -330,7 +397,8 @@ def case_resolve_view(request, pk: int):
         messages.error(request, "Summarise the resolution.")
         return redirect("cases:detail", pk=case.pk)
     ok, _ = run_service(request, lambda: services.case_flow_resolve(actor=request.user, case=case,
-                                                                    summary=form.cleaned_data["summary"]))
+                                                                    summary=form.cleaned_data["summary"],
+                                                                    seen_version=_seen_version(request)))
     if ok:
         messages.success(request, f"{case.reference} is resolved. The customer's rating link is below.")
     return redirect("cases:detail", pk=case.pk)

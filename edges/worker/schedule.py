@@ -31,6 +31,7 @@ from h2h_core.api_tokens import api_tokens_purge
 from h2h_core.audit.jobs import audit_checkpoint_sign, chain_verification_scheduled
 from h2h_core.jobs import enqueue, task
 from h2h_core.mail import mail_sweep
+from h2h_core.presence import case_presence_purge
 from workflows.timers import timers_fire
 
 from . import upkeep
@@ -64,6 +65,7 @@ def _schedule() -> tuple[Periodic, ...]:
         Periodic("audit-verify", HOUR, lambda: chain_verification_scheduled.call(full=False)),
         Periodic("audit-verify-full", DAY, lambda: chain_verification_scheduled.call(full=True)),
         Periodic("export-cleanup", DAY, export_files_expire),
+        Periodic("presence-purge", HOUR, case_presence_purge),
         Periodic("api-token-purge", DAY, api_tokens_purge.call),
         Periodic("jobs-upkeep", HOUR, upkeep.jobs_upkeep),
         Periodic("retention", DAY, upkeep.retention_purge),

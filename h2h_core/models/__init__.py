@@ -1,7 +1,9 @@
 from .audit import AuditCheckpoint, AuditEvent, AuditHead
 from .cases import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier
+from .customers import CustomerNote
 from .mail import MailStatus, OutboundMail
 from .organisation import Organisation, Role, Team
+from .presence import CasePresence
 from .tokens import ApiToken
 from .verification import ChainVerification
 
@@ -13,9 +15,11 @@ __all__ = [
     "Case",
     "CaseCategory",
     "CaseEvent",
+    "CasePresence",
     "CaseStatus",
     "ChainVerification",
     "Customer",
+    "CustomerNote",
     "CustomerTier",
     "MailStatus",
     "Organisation",

@@ -46,11 +46,13 @@ def test_main_pages_have_no_serious_accessibility_violations(browser, live_serve
     request = AuthorityRequest.objects.filter(status=RequestStatus.OPEN).first()
     pages = {
         None: ["/login/"],
-        "alice": ["/cases/", f"/cases/{alices_case.pk}/", "/authority/"],
-        "maria": ["/authority/approvals/", "/authority/matrix/", "/authority/pending/", "/authority/people/",
-                  "/authority/what-if/", "/authority/dashboard/", "/authority/delegations/"],
+        "alice": ["/cases/", "/cases/waiting/", f"/cases/{alices_case.pk}/", "/authority/",
+                  "/cases/?q=a&status=open&sort=stakes", "/cases/?status=lost&waiting=1", "/cases/new/"],
+        "maria": ["/authority/approvals/", "/cases/waiting/", "/authority/matrix/", "/authority/pending/",
+                  "/authority/people/", "/authority/what-if/", "/authority/dashboard/", "/authority/delegations/"],
         "audrey": ["/audit/", "/audit/decisions/", f"/audit/decisions/{decision.pk}/", "/audit/chain/",
-                   "/audit/changes/", "/audit/review/", "/audit/authority/"],
+                   "/audit/changes/", "/audit/review/", "/audit/authority/",
+                   f"/customers/{alices_case.customer_id}/"],
     }
     assert request is not None
     found = []

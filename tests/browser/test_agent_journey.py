@@ -91,11 +91,11 @@ def test_alice_owns_decides_asks_gets_approval_executes_resolves_and_the_custome
     expect(page.locator(".messages")).to_contain_text(f"You own {case.reference} now.")
 
     # the facts and her headroom are visible without scrolling at 1366x768
-    for selector in (".facts", "section.authority"):
+    for selector in (".case-head .facts", "section.authority"):
         box = page.locator(selector).bounding_box()
         assert box["y"] + box["height"] <= 768, selector
-    expect(page.locator(".facts")).to_contain_text("Lena Fischer GmbH")
-    expect(page.locator(".facts")).to_contain_text("resolution due")
+    expect(page.locator(".case-head .facts")).to_contain_text("Lena Fischer GmbH")
+    expect(page.locator(".case-head .facts")).to_contain_text("resolution due")
     assert headroom(page, "refund") == ("500.00 EUR", "1,000.00 EUR")
 
     # she refunds 200: within her authority, confirmed on the review step

@@ -56,6 +56,8 @@ EXPECTED = {
     # the agent's workspace
     "cases:list": SIGNED_IN,
     "cases:new": page(auditor=403),
+    "cases:customers": page(auditor=403),  # the intake picker's suggestions (JSON)
+    "cases:waiting": SIGNED_IN,  # what waits for me: empty for those with nothing waiting
     "cases:detail": SIGNED_IN,
     "cases:claim": SIGNED_IN_POST,
     "cases:handover": SIGNED_IN_POST,
@@ -65,7 +67,10 @@ EXPECTED = {
     "cases:resolve": SIGNED_IN_POST,
     "cases:reopen": SIGNED_IN_POST,
     "cases:check": page(agent=400, manager=400, auditor=400, superuser=400),  # asked without a kind
+    "cases:presence": SIGNED_IN_POST,  # the case page's heartbeat
     "cases:rate": same(200),  # the customer's signed link: no login
+    "customers:detail": SIGNED_IN,  # 404 to whoever sees none of the customer's cases
+    "customers:note_add": SIGNED_IN_POST,
     "authority:mine": SIGNED_IN,
     # the manager console
     "authority:approvals": MANAGER_PAGE,
@@ -226,6 +231,7 @@ def world(cast, settings, tmp_path):
     for name in ("audit:decision", "audit:flag", "api:decision-detail"):
         values[f"{name}:pk"] = decision.pk
     values["authority:delegation_revoke:pk"] = delegation.pk
+    values["customers:detail:pk"] = values["customers:note_add:pk"] = case.customer_id
     values["api:audit-verification-detail:pk"] = ChainVerification.objects.create(requested_at=timezone.now()).pk
     values["audit:export_download:pk"] = _ready_export(cast["audrey"], settings, tmp_path).pk
     values["authority:grant_new:query"] = f"?subject=user-{alice.pk}&kind=refund"

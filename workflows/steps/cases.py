@@ -16,8 +16,10 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from h2h_core import services as case_services
+from h2h_core.access import may_act_on_view
 from h2h_core.audit.refusals import audits_refusals, case_of
 from h2h_core.errors import NotAllowed, NotCaseOwner
+from h2h_core.lock_objects import case_qs_select_for_update
 from h2h_core.mail import mail_queue
 from h2h_core.models import Case, Customer
 
@@ -40,6 +42,16 @@ def _case_step(case: Case) -> Iterator[CaseProcess | None]:
             return
         with process_locked(CaseFlow, process.pk):
             yield process
+
+
+def _require_fresh_view(case: Case, seen_version: str | None) -> None:
+    """Refuse a step taken on a page that no longer shows the case (None: the caller sent no version).
+
+    Asked under the case's row lock, taken after the process lock (the one lock order), so nothing
+    can change the case between this check and the step's own write.
+    """
+    if seen_version is not None:
+        may_act_on_view(case_qs_select_for_update().get(pk=case.pk), seen_version).require()
 
 
 def case_flow_open(*, actor, idempotency_key: str | None = None, **intake) -> Case:
@@ -66,9 +78,10 @@ def _open_and_start(*, actor, idempotency_key: str | None, **intake) -> Case:
 
 
 @audits_refusals("case.claim", object_type="case", object_from=case_of)
-def case_flow_claim(*, actor, case: Case) -> Case:
+def case_flow_claim(*, actor, case: Case, seen_version: str | None = None) -> Case:
     """Claim the ownership task in the team queue: the actor owns the case."""
     with _case_step(case) as process:
+        _require_fresh_view(case, seen_version)
         own = active_task(process, CaseFlow.own) if process else None
         if own is not None:
             refuse_unless(activation_of(own).assign, actor,
@@ -80,9 +93,10 @@ def case_flow_claim(*, actor, case: Case) -> Case:
 
 
 @audits_refusals("case.handover", object_type="case", object_from=case_of)
-def case_flow_handover(*, actor, case: Case, to_user, note: str) -> Case:
+def case_flow_handover(*, actor, case: Case, to_user, note: str, seen_version: str | None = None) -> Case:
     """Reassign the ownership task to another agent of the team, with the note they will read first."""
     with _case_step(case) as process:
+        _require_fresh_view(case, seen_version)
         own = active_task(process, CaseFlow.own) if process else None
         if own is not None:
             refuse_unless(activation_of(own).reassign, actor,
@@ -95,9 +109,10 @@ def case_flow_handover(*, actor, case: Case, to_user, note: str) -> Case:
 
 
 @audits_refusals("case.resolve", object_type="case", object_from=case_of)
-def case_flow_resolve(*, actor, case: Case, summary: str) -> Case:
+def case_flow_resolve(*, actor, case: Case, summary: str, seen_version: str | None = None) -> Case:
     """Complete the ownership task with a resolution summary; the follow-up period starts."""
     with _case_step(case) as process:
+        _require_fresh_view(case, seen_version)
         own = active_task(process, CaseFlow.own) if process else None
         if own is not None:
             refuse_unless(activation_of(own).start, actor,
@@ -110,15 +125,17 @@ def case_flow_resolve(*, actor, case: Case, summary: str) -> Case:
 
 
 @audits_refusals("case.reopen", object_type="case", object_from=case_of)
-def case_flow_reopen(*, actor, case: Case, reason: str) -> Case:
+def case_flow_reopen(*, actor, case: Case, reason: str, seen_version: str | None = None) -> Case:
     """Reopen a resolved or closed case: the ownership task goes back to its last owner."""
     with transaction.atomic(durable=True):
         process = current_process(case)
         if process is None:  # closed: its run has ended; a new one starts at ownership
+            _require_fresh_view(case, seen_version)
             case = case_services.case_reopen(actor=actor, case=case, reason=reason)
             case_flow_adopt(case=case)
             return case
         with process_locked(CaseFlow, process.pk):
+            _require_fresh_view(case, seen_version)
             case = case_services.case_reopen(actor=actor, case=case, reason=reason)
             catch_up(process, case)
     return case

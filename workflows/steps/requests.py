@@ -21,8 +21,10 @@ from authority.models import AuthorityRequest, RequestStatus
 from authority.quantities import format_quantity
 from authority.services import authority_request_approve, authority_request_open, authority_request_reject
 from authority.services.requests import request_snapshot
+from h2h_core.access import may_act_on_view
 from h2h_core.audit import audit_record
 from h2h_core.audit.refusals import audits_refusals, case_of, request_of
+from h2h_core.lock_objects import case_qs_select_for_update
 from h2h_core.models import Case, CaseEvent
 from h2h_core.transactions import service_atomic
 
@@ -34,12 +36,16 @@ User = get_user_model()
 
 
 @audits_refusals("authority_request.open", object_type="case", object_from=case_of)
-def authority_request_flow_open(*, actor, **ask) -> AuthorityRequest:
+def authority_request_flow_open(*, actor, seen_version: str | None = None, **ask) -> AuthorityRequest:
     """Open a one-hop request (`authority.services.authority_request_open`, same arguments) and start its flow.
 
-    One transaction: when the flow cannot start, no request is recorded either.
+    One transaction: when the flow cannot start, no request is recorded either. With `seen_version`
+    (the case page's version), a request asked on a page that no longer shows the case is refused,
+    under the case's row lock (the first lock this step takes).
     """
     with transaction.atomic(durable=True):
+        if seen_version is not None:
+            may_act_on_view(case_qs_select_for_update().get(pk=ask["case"].pk), seen_version).require()
         request = authority_request_open(actor=actor, **ask)
         request_flow_start(request=request)
     return request

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from h2h_core.models import CaseCategory, CaseStatus
+from workflows.case_search import SLA_CHOICES, SORT_CHOICES
 
 from .common import PlainAmountField, amount_text, currency_field, id_field, text_field, username_field
 
@@ -66,6 +67,12 @@ class CaseQuery(serializers.Serializer):
     team = serializers.SlugField(max_length=80, required=False)
     customer = id_field(required=False)
     min_stakes = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    # The same search, SLA state, approval wait and sort as the agent's case list.
+    q = serializers.CharField(max_length=200, required=False,
+                              help_text="Reference, subject or customer name/e-mail (case-insensitive).")
+    sla = serializers.ChoiceField(choices=SLA_CHOICES, required=False)
+    waiting = serializers.BooleanField(required=False, help_text="true: has an open authority request.")
+    sort = serializers.ChoiceField(choices=SORT_CHOICES, required=False)
 
 
 class HandoverIn(serializers.Serializer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -12,6 +13,7 @@ from edges.api.idempotency import KEY_PARAMETER, idempotent
 from edges.api.serializers.cases import CaseIn, CaseOut, CaseQuery, HandoverIn, ResolveIn
 from h2h_core.models import Case, Customer
 from h2h_core.models.cases import OPEN_STATUSES
+from workflows import case_search
 from workflows import services as flow_steps
 
 from .base import ResourceViewSet, body, user_named, username_or_me
@@ -51,6 +53,10 @@ class CaseViewSet(ResourceViewSet):
             queryset = queryset.filter(customer_id=filters["customer"])
         if "min_stakes" in filters:
             queryset = queryset.filter(stakes_score__gte=filters["min_stakes"])
+        searched = {name: filters[name] for name in ("q", "sla", "waiting", "sort") if name in filters}
+        if searched:
+            queryset = case_search.cases_filtered(queryset, user=self.request.user, now=timezone.now(),
+                                                  query=case_search.CaseQuery(**searched))
         return queryset
 
     def get_permissions(self):
