@@ -1,5 +1,7 @@
 """Forms of the case workspace: they shape input for the workflow services and decide nothing."""
 
+import re
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -115,6 +117,25 @@ class ReopenForm(forms.Form):
 class RatingForm(forms.Form):
     rating = forms.TypedChoiceField(choices=[(n, str(n)) for n in range(1, 6)], coerce=int,
                                     widget=forms.RadioSelect, label="Your rating")
+
+
+_LINK_KIND = re.compile(r"[a-z][a-z0-9_]{0,49}")
+_LINK_AMOUNT = re.compile(r"[0-9]{1,13}(\.[0-9]{1,4})?")
+def decision_link_initial(params) -> dict:
+    """Return the decision form's initial kind, amount and currency from a link to the case page.
+
+    Assist's suggestion and the "approved: execute now" callout link to `?kind=&amount=&currency=`.
+    Plain ASCII only: anything else is ignored and the form keeps its usual defaults.
+    """
+    kind, amount, currency = (str(params.get(name, ""))[:60] for name in ("kind", "amount", "currency"))
+    if not _LINK_KIND.fullmatch(kind):
+        return {}
+    initial = {"kind": kind}
+    if _LINK_AMOUNT.fullmatch(amount):
+        initial["amount"] = amount
+    if currency in settings.CURRENCIES:
+        initial["currency"] = currency
+    return initial
 
 
 class DecisionForm(forms.Form):

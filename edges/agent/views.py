@@ -36,6 +36,7 @@ from edges.agent.forms import (
     ReopenForm,
     RequestForm,
     ResolveForm,
+    decision_link_initial,
 )
 from edges.agent.inbox import approved_callout_context
 from edges.agent.presence import presence_context
@@ -181,9 +182,10 @@ def case_detail(request, pk: int, decision_form=None, request_form=None, verdict
             .select_related("kind", "agent", "case").order_by("-executed_at")[:20]
         ),
         **(_authority_rows(user, case) if is_owner else {"authority": [], "no_authority": []}),
+        # A kept draft wins over a link's prefill: neither overwrites a form the agent already typed.
         "decision_form": decision_form or DecisionForm(initial={"currency": str(case.amount_at_stake.currency),
-                                                                **(draft or {})}),
-        **assist_context(request, case, is_owner=is_owner, keep_form=bool(decision_form or draft)),
+                                                                **(draft or decision_link_initial(request.GET))}),
+        **assist_context(request, case, is_owner=is_owner),
         "request_form": request_form,
         "verdict": verdict,
         "resolve_form": ResolveForm(),

@@ -180,7 +180,7 @@ def test_the_assist_panel_costs_the_same_queries_for_few_or_many_similar_cases(
         case = Case.objects.select_related("customer").get(pk=alices_case.pk)
         # when the panel is built, and when she opens her case
         with django_assert_max_num_queries(ASSIST_QUERIES):
-            panel = assist_context(request, case, is_owner=True, keep_form=False)["assist"]
+            panel = assist_context(request, case, is_owner=True)["assist"]
         with CaptureQueriesContext(connection) as shown:
             page = client.get(reverse("cases:detail", args=[alices_case.pk])).text
         counts.append(len(shown))
