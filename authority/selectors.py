@@ -45,14 +45,21 @@ def grants_in_force(*, at: datetime, user=None, team: Team | None = None, role=N
     )
 
 
-def grants_applicable_to_agent(*, agent, kind_id: int | None, case_id: int | None, at: datetime) -> QuerySet[Grant]:
-    """Return every grant that could speak for `agent` at `at`: personal, team, role, one-off."""
+def grants_applicable_to_agent(*, agent, kind_id: int | None, case_id: int | None, at: datetime,
+                               shadow: bool = False) -> QuerySet[Grant]:
+    """Return every grant that could speak for `agent` at `at`: personal, team, role, one-off.
+
+    Shadow grants speak only when `shadow` is asked for ("what would it have decided?"), beside the
+    live ones; a live decision never sees them.
+    """
     team_ids = Team.members.through.objects.filter(user_id=agent.pk).values("team_id")
     group_ids = User.groups.through.objects.filter(user_id=agent.pk).values("group_id")
     personal = Q(subject_user_id=agent.pk) & (Q(case__isnull=True) | Q(case_id=case_id))
     qs = Grant.objects.filter(
         in_force_at(at) & (personal | Q(subject_team_id__in=team_ids) | Q(subject_role_id__in=group_ids))
     ).select_related("subject_user", "subject_team", "subject_role")
+    if not shadow:
+        qs = qs.filter(shadow=False)
     if kind_id is not None:
         qs = qs.filter(kind_id=kind_id)
     return qs
@@ -78,7 +85,7 @@ def grants_applicable_to_agents(*, agent_ids: list[int], kind_id: int, case_id: 
     grants = list(
         Grant.objects.filter(
             in_force_at(at) & (personal | Q(subject_team_id__in=team_ids) | Q(subject_role_id__in=role_ids)),
-            kind_id=kind_id,
+            kind_id=kind_id, shadow=False,
         ).select_related("subject_user", "subject_team", "subject_role")
     )
     return {
@@ -99,7 +106,7 @@ def grant_lapsed_for_agent(*, agent, kind_id: int, at: datetime) -> Grant | None
                | Q(subject_role_id__in=group_ids))
     lapse = Least(Coalesce("valid_until", "superseded_at"), Coalesce("superseded_at", "valid_until"))
     return (
-        Grant.objects.filter(subject, kind_id=kind_id, effect=Effect.PERMIT, status=GrantStatus.ACTIVE)
+        Grant.objects.filter(subject, kind_id=kind_id, effect=Effect.PERMIT, status=GrantStatus.ACTIVE, shadow=False)
         .filter(Q(valid_until__lte=at) | Q(superseded_at__lte=at))
         .annotate(lapsed_at=lapse)
         .select_related("subject_user", "subject_team", "subject_role")

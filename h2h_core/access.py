@@ -68,7 +68,16 @@ def is_auditor(user) -> bool:
 
 
 def is_agent(user) -> bool:
+    """Anyone who owns cases and decides on them: people, and AI agents."""
+    return bool({Role.AGENT, Role.SENIOR_AGENT, Role.AI_AGENT} & roles_of(user))
+
+
+def is_human_agent(user) -> bool:
     return bool({Role.AGENT, Role.SENIOR_AGENT} & roles_of(user))
+
+
+def is_ai_agent(user) -> bool:
+    return Role.AI_AGENT in roles_of(user)
 
 
 def managed_team_ids(user) -> list[int]:

@@ -1,4 +1,4 @@
-from .decisions import AuthorityRequest, Decision, OutboxMessage, RequestStatus
+from .decisions import AuthorityRequest, Decision, OutboxMessage, RequestStatus, ShadowDecision
 from .grants import AuthorityKind, Effect, ExchangeRate, Grant, GrantStatus, Period, Unit
 from .integration import DeliveryStatus, IdempotencyRecord, WebhookDelivery, WebhookEndpoint
 from .oversight import Delegation, ReviewFlag
@@ -21,6 +21,7 @@ __all__ = [
     "OutboxMessage",
     "Period",
     "RequestStatus",
+    "ShadowDecision",
     "Unit",
     "UsageCounter",
 ]

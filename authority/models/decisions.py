@@ -31,9 +31,21 @@ class Decision(models.Model):
     )
     verdict = models.JSONField()
     rationale = models.TextField()
+    # Who decided, as they were at that instant: an AI agent's model and version, and its confidence.
+    by_ai_agent = models.BooleanField(default=False)
+    ai_model = models.CharField(max_length=80, blank=True)
+    ai_model_version = models.CharField(max_length=40, blank=True)
+    confidence = models.DecimalField(max_digits=4, decimal_places=3, null=True, blank=True)
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     payload_fingerprint = models.CharField(max_length=64, blank=True)
     executed_at = models.DateTimeField()
+    # A reversal undoes the decision downstream (an outbox message); the usage it consumed stays
+    # consumed, so a reversal never makes room for more.
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reversal_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-executed_at", "-id"]
@@ -44,6 +56,10 @@ class Decision(models.Model):
                 name="decision_idempotency_key_per_agent",
             ),
             models.CheckConstraint(name="decision_amount_positive", condition=Q(amount__gt=0)),
+            models.CheckConstraint(
+                name="decision_confidence_between_0_and_1",
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=0, confidence__lte=1),
+            ),
         ]
         indexes = [
             models.Index(fields=["case", "kind"]),
@@ -61,6 +77,7 @@ class RequestStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     EXPIRED = "expired", "Expired"
     WITHDRAWN = "withdrawn", "Withdrawn"
+    VOIDED = "voided", "Void: the case changed"
 
 
 class AuthorityRequest(models.Model):
@@ -105,6 +122,46 @@ class AuthorityRequest(models.Model):
 
     def __str__(self) -> str:
         return f"request #{self.pk} {self.kind_id} {self.amount} {self.currency}"
+
+
+class ShadowDecision(models.Model):
+    """What an AI agent (or anyone) would have decided under a shadow grant: evaluated and recorded,
+    never executed, no usage consumed. A person decides the case; the two are compared."""
+
+    case = models.ForeignKey("h2h_core.Case", on_delete=models.PROTECT, related_name="shadow_decisions")
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="shadow_decisions")
+    kind = models.ForeignKey(AuthorityKind, on_delete=models.PROTECT, related_name="+")
+    amount = AmountField(**AMOUNT)
+    currency = models.CharField(max_length=3, blank=True)
+    # Whether the shadow grants would have allowed it, and the verdict that says so.
+    allowed = models.BooleanField()
+    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="shadow_decisions")
+    verdict = models.JSONField()
+    rationale = models.TextField()
+    ai_model = models.CharField(max_length=80, blank=True)
+    ai_model_version = models.CharField(max_length=40, blank=True)
+    confidence = models.DecimalField(max_digits=4, decimal_places=3, null=True, blank=True)
+    created_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    payload_fingerprint = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="shadow_decision_idempotency_key_per_agent",
+            ),
+            models.CheckConstraint(name="shadow_decision_amount_positive", condition=Q(amount__gt=0)),
+        ]
+        indexes = [
+            models.Index(fields=["agent", "kind", "created_at"]),
+            models.Index(fields=["case", "kind"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"shadow {self.kind_id} {self.amount} {self.currency} on case {self.case_id}"
 
 
 class OutboxMessage(models.Model):

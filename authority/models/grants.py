@@ -143,6 +143,15 @@ class Grant(models.Model):
     currency = models.CharField(max_length=3, blank=True)
     scope_categories = models.JSONField(default=list, blank=True)
     scope_tiers = models.JSONField(default=list, blank=True)
+    # Shadow (log-only): evaluated to record what its subject would have decided; it never allows a
+    # decision and consumes no usage. Moving a grant between shadow and live is a maker-checker change.
+    shadow = models.BooleanField(default=False)
+    # A one-off grant is bound to the case's owner when it was approved (as to its case, kind, amount
+    # and currency): a handover, hand-off or reopening voids it, and says why here.
+    bound_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    void_reason = models.TextField(blank=True)
     valid_from = models.DateTimeField()
     valid_until = models.DateTimeField(null=True, blank=True)
 
@@ -176,6 +185,10 @@ class Grant(models.Model):
             models.CheckConstraint(
                 name="grant_one_off_is_personal_permit",
                 condition=Q(case__isnull=True) | Q(subject_user__isnull=False, effect="permit"),
+            ),
+            models.CheckConstraint(
+                name="grant_shadow_is_standing_permit",
+                condition=Q(shadow=False) | Q(case__isnull=True, effect="permit"),
             ),
             models.UniqueConstraint(fields=["lineage", "version"], name="grant_version_unique"),
             models.UniqueConstraint(

@@ -47,8 +47,12 @@ def evaluate(
     case: Case,
     at: datetime | None = None,
     with_approvers: bool = True,
+    shadow: bool = False,
 ) -> Verdict:
     """Answer "may `agent` decide `kind` of `amount` on `case` at `at` (default now)?".
+
+    With `shadow`, the agent's shadow grants speak as if they were live: the answer is what the
+    agent would have been allowed, had they been promoted (it names no approvers).
 
     Queries: grants (1), usage counters (1, only when a grant speaks), exchange rates (1, only when
     the deciding grant or a one-off grant of the case is in another currency), and the grant that
@@ -61,7 +65,8 @@ def evaluate(
     amount = parse_amount(amount, kind=kind, currency=currency)
     at = validate_instant(at)
     question = _question(agent_id=agent.pk, kind=kind, amount=amount, currency=currency, case=case, at=at)
-    grants = list(selectors.grants_applicable_to_agent(agent=agent, kind_id=kind.pk, case_id=case.pk, at=at))
+    grants = list(selectors.grants_applicable_to_agent(agent=agent, kind_id=kind.pk, case_id=case.pk, at=at,
+                                                       shadow=shadow))
     used = selectors.usage_for_keys(counters_needed(question, grants))
     rates = selectors.latest_rates(
         from_currency=question.currency,
@@ -72,7 +77,7 @@ def evaluate(
     if needs_lapsed_grant(question, grants):
         lapsed = selectors.grant_lapsed_for_agent(agent=agent, kind_id=kind.pk, at=at)
     verdict = resolve(question, grants, used, rates, lapsed=lapsed)
-    if with_approvers and not verdict.allowed and not verdict.suspended:
+    if with_approvers and not shadow and not verdict.allowed and not verdict.suspended:
         from .approvals import approver_pool, with_pool
 
         pool = approver_pool(requester=agent, case=case, kind=kind, amount=amount, currency=currency, at=at)

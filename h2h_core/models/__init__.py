@@ -1,3 +1,4 @@
+from .ai_agents import AiAgent, HandOff, HandOffReason
 from .audit import AuditCheckpoint, AuditEvent, AuditHead
 from .cases import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier
 from .customers import CustomerNote
@@ -8,6 +9,9 @@ from .tokens import ApiToken
 from .verification import ChainVerification
 
 __all__ = [
+    "AiAgent",
+    "HandOff",
+    "HandOffReason",
     "ApiToken",
     "AuditCheckpoint",
     "AuditEvent",

@@ -122,6 +122,7 @@ class CaseEvent(models.Model):
         DECISION = "decision", "Decision"
         REQUEST = "request", "Authority request"
         HANDOVER = "handover", "Handover"
+        HAND_OFF = "hand_off", "Hand-off from an AI agent"
         RESOLVED = "resolved", "Resolved"
         REOPENED = "reopened", "Reopened"
         CLOSED = "closed", "Closed"

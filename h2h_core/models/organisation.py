@@ -14,6 +14,8 @@ class Role(models.TextChoices):
     SENIOR_AGENT = "Senior agent"
     MANAGER = "Manager"
     AUDITOR = "Auditor"
+    # A service identity run by software: it decides through the API within its own grants.
+    AI_AGENT = "AI agent"
 
 
 def validate_time_zone(value: str) -> None:
