@@ -128,3 +128,23 @@ def successful_audit_events() -> int:
     from h2h_core.models import AuditEvent
 
     return AuditEvent.objects.exclude(outcome="denied").exclude(action__startswith="auth.").count()
+
+
+def ai_agent(team: Team, username: str = "ai-bot", *, categories=None, max_stakes: int = 60, **fields):
+    """Return an AiAgent (its user has the AI agent role, no password, and is a member of `team`).
+
+    By default it may own every category up to stakes 60 and acts on cases whatever their sentiment.
+    """
+    from h2h_core.models import AiAgent
+
+    user = UserFactory(username=username, roles=["AI agent"], password=None)
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    team.members.add(user)
+    fields.setdefault("hand_off_negative_sentiment", False)
+    return AiAgent.objects.create(
+        user=user, team=team, model_name=fields.pop("model_name", "support-llm"),
+        model_version=fields.pop("model_version", "2026-11"), registered_at=EPOCH,
+        route_categories=list(CaseCategory.values) if categories is None else list(categories),
+        max_stakes=max_stakes, **fields,
+    )
