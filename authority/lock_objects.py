@@ -11,7 +11,7 @@ row, then the rows below, then the usage counters in key order, then the audit h
 - an authority request (approve, reject, expire, offer to the fallback pool, start its flow);
 - grant versions in key order, older before newer: confirming locks the version it replaces,
   then the pending change; ending locks the version, then its pending changes (which it voids);
-- a delegation, a webhook endpoint (each locked alone).
+- a delegation, a webhook endpoint, a decision (its reversal) (each locked alone).
 
 Usage counters are not locked by a SELECT: each is raised by one conditional UPDATE, in key order
 (`authority.services.usage.usage_consume`), which takes the row lock itself.
@@ -29,7 +29,7 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import QuerySet
 
-from .models import AuthorityRequest, Delegation, Grant, OutboxMessage, WebhookDelivery, WebhookEndpoint
+from .models import AuthorityRequest, Decision, Delegation, Grant, OutboxMessage, WebhookDelivery, WebhookEndpoint
 
 
 def authority_request_qs_select_for_update() -> QuerySet[AuthorityRequest]:
@@ -40,6 +40,11 @@ def authority_request_qs_select_for_update() -> QuerySet[AuthorityRequest]:
 def grant_qs_select_for_update() -> QuerySet[Grant]:
     """Return grant versions to lock, in key order; the kind (and superseded version) joined stay unlocked."""
     return Grant.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def decision_qs_select_for_update() -> QuerySet[Decision]:
+    """Return decisions to lock (a reversal), in key order; the case and kind joined stay unlocked."""
+    return Decision.objects.order_by("pk").select_for_update(of=("self",))
 
 
 def delegation_qs_select_for_update() -> QuerySet[Delegation]:

@@ -112,3 +112,16 @@ def format_quantity(value: Decimal | None, *, unit: str, currency: str = "") -> 
     if unit == Unit.PERCENT:
         return f"{format_plain(value.normalize())}%"
     return format_plain(value)
+
+
+CONFIDENCE_PLACES = 3
+
+
+def parse_confidence(value) -> Decimal:
+    """Return a stated confidence: plain decimal text between 0 and 1, at most three decimal places."""
+    confidence = plain_decimal(value, label="confidence")
+    if not Decimal(0) <= confidence <= Decimal(1):
+        raise ValidationError({"confidence": "The confidence is a number from 0 to 1, such as 0.85."})
+    if -confidence.as_tuple().exponent > CONFIDENCE_PLACES and confidence != confidence.quantize(Decimal("0.001")):
+        raise ValidationError({"confidence": f"Give the confidence with at most {CONFIDENCE_PLACES} decimal places."})
+    return confidence.quantize(Decimal("0.001"))

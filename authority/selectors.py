@@ -8,8 +8,9 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Least
+from django.utils import timezone
 
-from h2h_core.models import Team
+from h2h_core.models import Role, Team
 
 from .models import Effect, ExchangeRate, Grant, GrantStatus, UsageCounter
 
@@ -45,6 +46,16 @@ def grants_in_force(*, at: datetime, user=None, team: Team | None = None, role=N
     )
 
 
+def teams_whose_grants_speak_for(memberships: QuerySet) -> QuerySet:
+    """Keep the team memberships whose team grants speak for the member: people's, never an AI agent's.
+
+    Team grants are written for the people of a team. An AI agent is a member for its queue and its
+    hand-offs, but its authority comes only from its own grants and the AI agent role's, so a team's
+    human-sized limits never reach it by membership.
+    """
+    return memberships.exclude(user__groups__name=Role.AI_AGENT)
+
+
 def grants_applicable_to_agent(*, agent, kind_id: int | None, case_id: int | None, at: datetime,
                                shadow: bool = False) -> QuerySet[Grant]:
     """Return every grant that could speak for `agent` at `at`: personal, team, role, one-off.
@@ -52,17 +63,29 @@ def grants_applicable_to_agent(*, agent, kind_id: int | None, case_id: int | Non
     Shadow grants speak only when `shadow` is asked for ("what would it have decided?"), beside the
     live ones; a live decision never sees them.
     """
-    team_ids = Team.members.through.objects.filter(user_id=agent.pk).values("team_id")
+    team_ids = teams_whose_grants_speak_for(Team.members.through.objects.filter(user_id=agent.pk)).values("team_id")
     group_ids = User.groups.through.objects.filter(user_id=agent.pk).values("group_id")
     personal = Q(subject_user_id=agent.pk) & (Q(case__isnull=True) | Q(case_id=case_id))
     qs = Grant.objects.filter(
         in_force_at(at) & (personal | Q(subject_team_id__in=team_ids) | Q(subject_role_id__in=group_ids))
-    ).select_related("subject_user", "subject_team", "subject_role")
+    ).select_related("subject_user", "subject_team", "subject_role", "bound_owner")
     if not shadow:
         qs = qs.filter(shadow=False)
     if kind_id is not None:
         qs = qs.filter(kind_id=kind_id)
     return qs
+
+
+def has_shadow_authority(*, agent, kind_id: int, at: datetime | None = None) -> bool:
+    """Return whether `agent` holds a shadow permit of the kind in force at `at` (default now): person,
+    team or role.
+
+    The rule behind "record what it would have decided": such an agent's decisions of the kind are
+    worth a shadow record. One query.
+    """
+    at = at or timezone.now()
+    return grants_applicable_to_agent(agent=agent, kind_id=kind_id, case_id=None, at=at, shadow=True).filter(
+        shadow=True, effect=Effect.PERMIT, case__isnull=True).exists()
 
 
 def grants_applicable_to_agents(*, agent_ids: list[int], kind_id: int, case_id: int | None,
@@ -73,8 +96,8 @@ def grants_applicable_to_agents(*, agent_ids: list[int], kind_id: int, case_id: 
     """
     teams_of: dict[int, set[int]] = {pk: set() for pk in agent_ids}
     roles_of: dict[int, set[int]] = {pk: set() for pk in agent_ids}
-    for user_id, team_id in Team.members.through.objects.filter(user_id__in=agent_ids).values_list(
-            "user_id", "team_id"):
+    memberships = teams_whose_grants_speak_for(Team.members.through.objects.filter(user_id__in=agent_ids))
+    for user_id, team_id in memberships.values_list("user_id", "team_id"):
         teams_of[user_id].add(team_id)
     for user_id, group_id in User.groups.through.objects.filter(user_id__in=agent_ids).values_list(
             "user_id", "group_id"):
@@ -100,7 +123,7 @@ def grant_lapsed_for_agent(*, agent, kind_id: int, at: datetime) -> Grant | None
 
     Asked only when nothing of the kind is in force, to name that grant instead of saying "no grant".
     """
-    team_ids = Team.members.through.objects.filter(user_id=agent.pk).values("team_id")
+    team_ids = teams_whose_grants_speak_for(Team.members.through.objects.filter(user_id=agent.pk)).values("team_id")
     group_ids = User.groups.through.objects.filter(user_id=agent.pk).values("group_id")
     subject = (Q(subject_user_id=agent.pk, case__isnull=True) | Q(subject_team_id__in=team_ids)
                | Q(subject_role_id__in=group_ids))

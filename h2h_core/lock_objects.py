@@ -12,7 +12,9 @@ The one lock order, for every transaction that takes more than one lock:
 2. the case row (`case_qs_select_for_update`);
 3. the authority rows (`authority.lock_objects`): an authority request, a grant version (a pending
    version before the version it replaces), a delegation, a webhook endpoint; or an account and
-   its API token (`user_qs_select_for_update`, `api_token_qs_select_for_update`), each alone;
+   its API token (`user_qs_select_for_update`, `api_token_qs_select_for_update`), each alone; or
+   an AI agent and then its account (`ai_agent_qs_select_for_update`, then the account's helper); a
+   decision by an AI agent shares its AI agent row (`ai_agent_suspended_under_share_lock`);
 4. the usage counters, in key order, each by its conditional UPDATE (`authority.services.usage`);
 5. the audit head, last (`audit_head_qs_select_for_update`, taken by `audit_record` only).
 
@@ -30,9 +32,10 @@ wait either.
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import QuerySet
 
-from .models import ApiToken, AuditHead, Case
+from .models import AiAgent, ApiToken, AuditHead, Case
 
 
 def case_qs_select_for_update() -> QuerySet[Case]:
@@ -55,6 +58,28 @@ def api_token_qs_select_for_update() -> QuerySet[ApiToken]:
     return ApiToken.objects.order_by("pk").select_for_update(of=("self",))
 
 
+def ai_agent_qs_select_for_update() -> QuerySet[AiAgent]:
+    """Return AI agents to lock against other changes of their registration, in key order (nothing points at one)."""
+    return AiAgent.objects.order_by("pk").select_for_update(of=("self",))
+
+
 def audit_head_qs_select_for_update() -> QuerySet[AuditHead]:
     """Return the audit head to lock: the last lock of every transaction that takes one."""
     return AuditHead.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def ai_agent_suspended_under_share_lock(*, user_id: int) -> bool:
+    """Return whether the AI agent of account `user_id` is suspended, holding its row FOR SHARE till commit.
+
+    A decision takes this after its case lock: a suspension (which locks the row FOR UPDATE) then
+    either commits first, and the decision sees it, or waits until the decision has committed. Many
+    decisions of one AI agent share the lock without waiting for each other. SQLite runs one writer
+    at a time, so a plain read is as exact there.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT suspended_at FROM {AiAgent._meta.db_table} WHERE user_id = %s FOR SHARE", [user_id])
+            row = cursor.fetchone()
+    else:
+        row = AiAgent.objects.filter(user_id=user_id).values_list("suspended_at").first()
+    return row is None or row[0] is not None

@@ -137,7 +137,7 @@ def ai_agent(team: Team, username: str = "ai-bot", *, categories=None, max_stake
     """
     from h2h_core.models import AiAgent
 
-    user = UserFactory(username=username, roles=["AI agent"], password=None)
+    user = UserFactory(username=username, roles=["AI agent"])
     user.set_unusable_password()
     user.save(update_fields=["password"])
     team.members.add(user)

@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from authority import policy
@@ -19,10 +19,23 @@ from authority.models import (
     Grant,
     GrantStatus,
     RequestStatus,
+    ShadowDecision,
     UsageCounter,
 )
 from edges.demo.seed import build_plan
-from h2h_core.models import AuditEvent, Case, CaseCategory, CaseEvent, CaseStatus, Customer, Role, Team
+from h2h_core.models import (
+    AiAgent,
+    AuditEvent,
+    Case,
+    CaseCategory,
+    CaseEvent,
+    CaseStatus,
+    Customer,
+    HandOff,
+    HandOffReason,
+    Role,
+    Team,
+)
 
 User = get_user_model()
 # The full demo takes seconds; a third of it keeps every invariant (the story cases are always in).
@@ -39,6 +52,9 @@ def state() -> dict:
         "grants": Grant.objects.count(),
         "decisions": Decision.objects.count(),
         "requests": AuthorityRequest.objects.count(),
+        "AI agents": AiAgent.objects.count(),
+        "hand-offs": HandOff.objects.filter(picked_up_at__isnull=False).count(),
+        "shadow decisions": ShadowDecision.objects.count(),
         "rates": ExchangeRate.objects.count(),
         "usage": UsageCounter.objects.aggregate(total=Sum("used"))["total"],
         "audit": AuditEvent.objects.count(),
@@ -110,6 +126,42 @@ def test_seed_demo_builds_the_organisation_once_and_tells_the_story():
     assert requests[RequestStatus.OPEN].pool == [User.objects.get(username="maria").pk]
     assert Decision.objects.filter(request=requests[RequestStatus.APPROVED]).exists()
     assert AuditEvent.objects.filter(action="decision.refused", actor_username="dave").count() == 1
+
+    # and two AI agents, registered by their manager, hold small caps; ava-bot's refunds are shadow
+    ava, sam = (AiAgent.objects.select_related("team", "registered_by", "user").get(user__username=name)
+                for name in ("ava-bot", "sam-bot"))
+    assert (ava.team.slug, ava.model_name, ava.model_version, ava.registered_by.username) == (
+        "retention", "support-llm", "2026-11", "maria")
+    assert (sam.team.slug, sam.route_categories) == ("billing", [CaseCategory.BILLING_ERROR])
+    assert in_force(subject_role__name=Role.AI_AGENT, kind__code="goodwill_credit", per_case_limit=25).exists()
+    assert in_force(subject_role__name=Role.AI_AGENT, kind__code="fee_waiver", per_case_limit=30).exists()
+    assert in_force(subject_user=ava.user, kind__code="refund", shadow=True).exists()
+
+    # and they settled the routine themselves, with their model, version and confidence on the record
+    by_ai = Decision.objects.filter(by_ai_agent=True)
+    assert set(by_ai.values_list("agent__username", "kind__code")) == {("ava-bot", "goodwill_credit"),
+                                                                       ("sam-bot", "fee_waiver")}
+    assert not by_ai.filter(Q(ai_model="") | Q(ai_model_version="") | Q(confidence__isnull=True)).exists()
+    assert Case.objects.filter(owner=ava.user, status=CaseStatus.OWNED).exists()
+    assert Case.objects.filter(owner=ava.user, status=CaseStatus.RESOLVED, rating__isnull=False).exists()
+
+    # and over its authority ava-bot handed a case to a person, with the conversation and what it tried
+    over = HandOff.objects.select_related("to_user", "picked_up_by").get(
+        from_agent=ava.user, reason=HandOffReason.OVER_AUTHORITY)
+    assert over.to_user.username in ("alice", "bob") and over.picked_up_by == over.to_user
+    assert len(over.transcript) == 2 and over.attempts[0]["outcome"] == "refused"
+    assert Case.objects.get(pk=over.case_id).owner == over.to_user
+
+    # and its shadow refund went to bob (his authority covers it), who picked it up and decided it himself
+    shadow = ShadowDecision.objects.get(agent=ava.user)
+    assert shadow.allowed and shadow.amount == 550
+    handed = HandOff.objects.select_related("to_user", "picked_up_by").get(case=shadow.case,
+                                                                          reason=HandOffReason.SHADOW)
+    assert handed.to_user.username == "bob" == handed.picked_up_by.username
+    assert Decision.objects.filter(case=shadow.case, agent__username="bob", kind__code="refund", amount=550,
+                                   by_ai_agent=False).exists()
+    # (both of its live attempts were refused on the record before the hand-off)
+    assert AuditEvent.objects.filter(action="decision.refused", actor_username="ava-bot").count() == 2
 
     # and the audit chain starts consistent
     call_command("verify_audit", quiet=True)

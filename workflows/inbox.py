@@ -4,7 +4,9 @@ For an approver: the requests they may decide now (the approvals inbox's own sel
 `authority.reports.inbox_for`, without those already past their expiry). For an agent, on the open
 cases they own: cases handed over to them they have not acted on since, cases past a due time or
 with a breached SLA, their approved requests whose one-off grant is still usable, and their
-rejected requests they have not acted on since the rejection.
+rejected requests they have not acted on since the rejection. For a person who works cases: the
+hand-offs from AI agents to them not picked up yet, and those waiting unowned in their teams'
+queues, oldest first.
 
 "Acted on" means the person wrote anything on the case's timeline after the event (a note, a
 decision, a request, a resolution...): the timeline is the record of what they did, so reading
@@ -25,7 +27,8 @@ from django.utils import timezone
 from authority.models import AuthorityRequest, GrantStatus, RequestStatus, UsageCounter
 from authority.policy.permissions import may_use_manager_console
 from authority.reports import approvals as approval_reports
-from h2h_core.models import Case, CaseEvent
+from h2h_core.access import is_human_agent
+from h2h_core.models import Case, CaseEvent, HandOff, Team
 from h2h_core.models.cases import OPEN_STATUSES
 
 LIMIT = 50
@@ -40,10 +43,12 @@ class Inbox:
     overdue: list = field(default_factory=list)
     approved: list = field(default_factory=list)
     rejected: list = field(default_factory=list)
+    hand_offs: list = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return len(self.approvals) + len(self.handovers) + len(self.overdue) + len(self.approved) + len(self.rejected)
+        return (len(self.approvals) + len(self.handovers) + len(self.overdue) + len(self.approved)
+                + len(self.rejected) + len(self.hand_offs))
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,17 @@ def _unacknowledged_handover(user) -> tuple[dict, Q]:
     return annotations, condition
 
 
+def hand_offs_waiting(user) -> QuerySet[HandOff]:
+    """Hand-offs from AI agents waiting for `user`, a person: to them and not picked up while they still
+    own the case, and those waiting unowned in the queue of one of their teams (none for anyone else)."""
+    if not is_human_agent(user):
+        return HandOff.objects.none()
+    my_teams = Team.members.through.objects.filter(user_id=user.pk).values("team_id")
+    to_me = Q(to_user_id=user.pk, case__owner_id=user.pk)
+    in_my_queue = Q(to_user__isnull=True, case__owner__isnull=True, case__team_id__in=my_teams)
+    return HandOff.objects.filter(to_me | in_my_queue, picked_up_at__isnull=True, case__status__in=OPEN_STATUSES)
+
+
 def _overdue(now: datetime) -> Q:
     return (Q(sla_breached=True) | Q(resolution_due__lt=now)
             | Q(first_response_at__isnull=True, first_response_due__lt=now))
@@ -96,8 +112,10 @@ def _requests_of(user) -> QuerySet[AuthorityRequest]:
 
 
 def _usable(now: datetime) -> Q:
+    # An approval covers exactly its amount, once: usable while in force (not voided) and unused.
     return Q(status=RequestStatus.APPROVED, one_off_grant__status=GrantStatus.ACTIVE,
-             one_off_grant__valid_until__gt=now, left__gt=0)
+             one_off_grant__valid_until__gt=now, one_off_grant__superseded_at__isnull=True,
+             left=F("one_off_grant__per_case_limit"), left__gt=0)
 
 
 def _rejected_unseen() -> Q:
@@ -132,7 +150,10 @@ def inbox_for(user, *, now: datetime | None = None) -> Inbox:
         .select_related("case__customer", "kind", "decided_by", "one_off_grant")
         .order_by("-decided_at", "-id")[: 2 * LIMIT]
     )
+    hand_offs = list(hand_offs_waiting(user).select_related("case__customer", "case__team", "from_agent")
+                     .order_by("created_at", "id")[:LIMIT])
     return Inbox(
+        hand_offs=hand_offs,
         approvals=approvals,
         handovers=handovers[:LIMIT],
         overdue=overdue[:LIMIT],
@@ -152,7 +173,9 @@ def waiting_counts(user, *, with_approvals: bool) -> WaitingCounts:
     annotations, unacknowledged = _unacknowledged_handover(user)
     cases = _owned_open_cases(user).annotate(**annotations).filter(unacknowledged | _overdue(now))
     requests = _requests_of(user).filter(_usable(now) | _rejected_unseen())
-    # UNION ALL of the two id lists, counted in one statement.
-    own = cases.order_by().values("pk").union(requests.order_by().values("pk"), all=True).count()
+    hand_offs = hand_offs_waiting(user)
+    # UNION ALL of the id lists, counted in one statement.
+    own = cases.order_by().values("pk").union(requests.order_by().values("pk"), hand_offs.order_by().values("pk"),
+                                              all=True).count()
     approvals = approvals_waiting(user, now=now).count() if with_approvals else 0
     return WaitingCounts(total=own + approvals, approvals=approvals)

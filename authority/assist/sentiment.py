@@ -39,6 +39,11 @@ def _analyzer() -> SentimentIntensityAnalyzer:
 def customer_sentiment(case: Case) -> Sentiment | None:
     """Return the tone of what the customer wrote (the case's subject and description), or None."""
     words = "\n".join(part for part in (case.subject, case.description) if part and part.strip())
-    if not words:
+    return sentiment_of(words)
+
+
+def sentiment_of(text: str) -> Sentiment | None:
+    """Return the tone of `text`, or None when there are no words to read."""
+    if not text or not text.strip():
         return None
-    return Sentiment(compound=_analyzer().polarity_scores(words)["compound"])
+    return Sentiment(compound=_analyzer().polarity_scores(text)["compound"])

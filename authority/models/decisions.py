@@ -165,10 +165,13 @@ class ShadowDecision(models.Model):
 
 
 class OutboxMessage(models.Model):
-    """What a billing or CRM system must do because of a decision; delivered later, at least once."""
+    """What a billing or CRM system must do because of a decision; delivered later, at least once.
+
+    One message per decision and topic: the decision itself, and later its reversal.
+    """
 
     topic = models.CharField(max_length=60)
-    decision = models.OneToOneField(Decision, on_delete=models.PROTECT, related_name="outbox_message")
+    decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="outbox_messages")
     payload = models.JSONField()
     created_at = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -179,6 +182,9 @@ class OutboxMessage(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["delivered_at", "next_attempt_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["decision", "topic"], name="outbox_message_once_per_topic"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.topic} for decision {self.decision_id}"

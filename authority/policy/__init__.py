@@ -36,6 +36,7 @@ from .permissions import (
     navigation_for,
     roles_of,
 )
+from .reversals import may_reverse
 from .service import evaluate, evaluate_many, validate_instant
 from .verdict import Consumption, GrantRef, Verdict
 
@@ -64,6 +65,7 @@ __all__ = [
     "may_manage_user",
     "may_open_cases",
     "may_reject",
+    "may_reverse",
     "requests_visible_to",
     "may_view_case",
     "navigation_for",

@@ -3,7 +3,10 @@
 Rules (DESIGN.md 1, 2, 3, 5):
 - deny by default: without an applicable permit nothing is allowed;
 - a suspension (forbid grant) at any level forbids, one-off grants included;
-- a one-off grant covers an amount on its own case when what is left of it covers it whole;
+- a one-off grant (an approval) covers a decision on its own case only when the decision is exactly
+  what was approved: the same kind, currency and amount, not yet used, and the case still owned by
+  the agent who owned it at approval (`bound_owner`); otherwise it covers nothing, and a refusal
+  says which of these changed;
 - otherwise the most specific level with a permit decides: person over team over role. Within a
   level the grant in the decision's currency is preferred, then the higher per-case limit, then
   the higher period limit, then the oldest grant;
@@ -50,6 +53,9 @@ class Question:
     customer_tier: str
     at: datetime
     tz: ZoneInfo
+    # The case's owner now (an approval is bound to the owner it was given to), and their name when known.
+    case_owner_id: int | None = None
+    case_owner_name: str = ""
 
 
 def grant_ref(grant: Grant) -> GrantRef:
@@ -133,18 +139,17 @@ def standing_grant(permits: list[Grant]) -> Grant | None:
 def currencies_needed(question: Question, grants: Iterable[Grant]) -> set[str]:
     """Return the currencies a resolution may convert into: those of the grants that can speak.
 
-    Only the deciding grant and the one-off grants of the case can need a rate (none under a
-    suspension), so grants in other currencies elsewhere never cost a rate query.
+    Only the deciding grant can need a rate (none under a suspension; a one-off grant covers only
+    its own currency), so grants in other currencies elsewhere never cost a rate query.
     """
     applicable = [grant for grant in grants if in_scope(grant, question)]
     if not question.currency or any(grant.effect == Effect.FORBID for grant in applicable):
         return set()
     permits = [grant for grant in applicable if grant.effect == Effect.PERMIT]
-    speaking = [grant for grant in permits if grant.case_id is not None]
     deciding = choose_deciding_grant(question, [grant for grant in permits if grant.case_id is None])
-    if deciding is not None:
-        speaking.append(deciding)
-    return {g.currency for g in speaking if g.currency and g.currency != question.currency}
+    if deciding is None or not deciding.currency or deciding.currency == question.currency:
+        return set()
+    return {deciding.currency}
 
 
 def resolve(
@@ -184,20 +189,23 @@ def resolve(
         )
 
     permits = [grant for grant in applicable if grant.effect == Effect.PERMIT]
+    # Why each approval of the case does not cover this decision: said first in a refusal.
+    not_covered = []
     for grant in sorted((g for g in permits if g.case_id is not None), key=lambda g: g.pk):
-        verdict = _try_one_off(question, grant, used, rates, base, fmt)
-        if verdict is not None:
-            return verdict
+        mismatch = _one_off_mismatch(question, grant, used, fmt)
+        if mismatch is None:
+            return _one_off_verdict(question, grant, base, fmt)
+        not_covered.append(mismatch)
 
     grant = choose_deciding_grant(question, [g for g in permits if g.case_id is None])
     if grant is None:
-        return Verdict(allowed=False, reasons=_no_grant_reasons(question, grants, lapsed), **base)
+        return Verdict(allowed=False, reasons=not_covered + _no_grant_reasons(question, grants, lapsed), **base)
 
     counted = _counted_amount(question, grant, rates)
     if counted is None:
         return Verdict(
             allowed=False,
-            reasons=[f"No exchange rate from {question.currency} to {grant.currency} on or before "
+            reasons=[*not_covered, f"No exchange rate from {question.currency} to {grant.currency} on or before "
                      f"{question.at.astimezone(question.tz).date():%d %b %Y}."],
             deciding_grants=[grant_ref(grant)],
             level=grant.level,
@@ -226,6 +234,8 @@ def resolve(
     allowed = within_case and within_period
     reasons = _headroom_reasons(question, grant, amount, case_left, period_left, resets, within_case,
                                 within_period, fmt)
+    if not allowed:
+        reasons[:0] = not_covered
     if rate is not None:
         reasons.append(f"Converted {fmt(question.amount, question.currency)} to {fmt(amount, grant.currency)} "
                        f"at {rate} ({rate_date:%d %b %Y} rate, rounded up).")
@@ -267,31 +277,50 @@ def _counted_amount(question: Question, grant: Grant, rates) -> tuple[Decimal, D
     return convert(question.amount, rate=rate, to_currency=grant.currency), rate, rate_date
 
 
-def _try_one_off(question, grant, used, rates, base, fmt) -> Verdict | None:
-    counted = _counted_amount(question, grant, rates)
-    if counted is None or grant.per_case_limit is None:
-        return None
-    amount, rate, rate_date = counted
+def _one_off_mismatch(question: Question, grant: Grant, used: Mapping[str, Decimal], fmt) -> str | None:
+    """Say why an approval (one-off grant) does not cover this decision, or None when it does.
+
+    It covers exactly what was approved: the amount in the currency approved (never less, never
+    converted), once, on its case, while the owner it was approved for still owns the case. The
+    selector gives only grants of the question's kind.
+    """
+    approved = fmt(grant.per_case_limit, grant.currency)
+    approval = f"The approval of {approved} on {question.case_reference}"
+    if grant.per_case_limit is None:
+        return f"{approval} names no amount: it covers nothing."
+    if grant.bound_owner_id is not None and grant.bound_owner_id != question.case_owner_id:
+        then = grant.bound_owner.get_username() if Grant.bound_owner.is_cached(grant) else "another agent"
+        now = (f"{question.case_owner_name} owns it now" if question.case_owner_name
+               else "it has changed hands since" if question.case_owner_id else "nobody owns it now")
+        return f"The approval was given while {then} owned the case; {now}: it is void."
+    if used.get(usage.one_off_key(grant_id=grant.pk), Decimal(0)) > 0:
+        return f"{approval} was already used: an approval covers one decision."
+    if grant.currency != question.currency:
+        return (f"{approval} covers exactly that amount in {grant.currency or 'its unit'}; this decision is in "
+                f"{question.currency or 'no currency'}.")
+    if question.amount != grant.per_case_limit:
+        return f"{approval} covers exactly that amount; this decision is {fmt(question.amount, question.currency)}."
+    return None
+
+
+def _one_off_verdict(question: Question, grant: Grant, base: dict, fmt) -> Verdict:
+    """Allow exactly what the approval covers, consuming all of it (a conditional UPDATE: used once)."""
+    amount = grant.per_case_limit
     key = usage.one_off_key(grant_id=grant.pk)
-    left = max(grant.per_case_limit - used.get(key, Decimal(0)), Decimal(0))
-    if amount > left:
-        return None
     case_k = usage.case_key(case_id=question.case_id, kind_code=question.kind_code, currency=grant.currency)
     until = f" until {grant.valid_until.astimezone(question.tz):%d %b %Y %H:%M}" if grant.valid_until else ""
     return Verdict(
         allowed=True,
-        reasons=[f"Covered by one-off grant {grant.label} for case {question.case_reference}: "
-                 f"{fmt(left, grant.currency)} of it left{until}."],
+        reasons=[f"Covered by one-off grant {grant.label} for case {question.case_reference}: the approval of "
+                 f"exactly {fmt(amount, grant.currency)}, for this decision only{until and ', valid' + until}."],
         deciding_grants=[grant_ref(grant)],
         level="one-off",
         via_one_off=grant.pk,
         counted_amount=amount,
         counted_currency=grant.currency,
-        rate=rate,
-        rate_date=rate_date,
         per_case_limit=grant.per_case_limit,
-        per_case_used=grant.per_case_limit - left,
-        per_case_headroom=left,
+        per_case_used=Decimal(0),
+        per_case_headroom=amount,
         consumptions=[
             Consumption(key=key, scope="one_off", amount=amount, cap=grant.per_case_limit,
                         currency=grant.currency, grant_id=grant.pk),

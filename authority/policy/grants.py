@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
-from authority.models import Grant, GrantStatus
+from authority.models import Effect, Grant, GrantStatus
 from h2h_core.access import ALLOWED, Permission, is_manager, managed_team_ids
 from h2h_core.errors import AlreadyDecided
 from h2h_core.models import Team
@@ -109,6 +109,33 @@ def grant_changeable(grant: Grant) -> Permission:
         return Permission.deny(f"A change to grant {grant.label} is already waiting for confirmation.",
                                AlreadyDecided)
     return ALLOWED
+
+
+def shadow_terms_allowed(*, shadow: bool, effect: str, one_off: bool = False) -> Permission:
+    """A shadow (log-only) grant is a standing permit: never a suspension, never a one-off grant.
+
+    A shadow grant only records what its holder would have decided; a suspension must forbid for
+    real, and a one-off grant exists to let one decision execute.
+    """
+    if not shadow:
+        return ALLOWED
+    if effect != Effect.PERMIT:
+        return Permission.deny("A suspension cannot be shadow: it forbids for real. Untick \"Shadow\".")
+    if one_off:
+        return Permission.deny("A one-off grant cannot be shadow: it exists to let one decision execute.")
+    return ALLOWED
+
+
+SHADOW_FLIPS = {(True, False): "promotion", (False, True): "demotion"}
+
+
+def shadow_flip(*, before: Grant | None, shadow: bool) -> str:
+    """Name what a change does to a grant's mode: "promotion" (shadow to live), "demotion" (live to
+    shadow), or "" (no flip, or a new grant). A flip always waits for a second manager, whatever the
+    kind's confirmation threshold: it changes what the holder's decisions do, not how much."""
+    if before is None:
+        return ""
+    return SHADOW_FLIPS.get((bool(before.shadow), bool(shadow)), "")
 
 
 def grant_endable(grant: Grant) -> Permission:

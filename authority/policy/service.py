@@ -64,7 +64,8 @@ def evaluate(
     """
     amount = parse_amount(amount, kind=kind, currency=currency)
     at = validate_instant(at)
-    question = _question(agent_id=agent.pk, kind=kind, amount=amount, currency=currency, case=case, at=at)
+    question = _question(agent_id=agent.pk, kind=kind, amount=amount, currency=currency, case=case, at=at,
+                         agent_name=agent.get_username())
     grants = list(selectors.grants_applicable_to_agent(agent=agent, kind_id=kind.pk, case_id=case.pk, at=at,
                                                        shadow=shadow))
     used = selectors.usage_for_keys(counters_needed(question, grants))
@@ -121,7 +122,11 @@ def evaluate_many(
 
 
 def _question(*, agent_id: int, kind: AuthorityKind, amount, currency: str | None, case: Case,
-              at: datetime) -> Question:
+              at: datetime, agent_name: str = "") -> Question:
+    # The owner's name for a refusal's reason, without a query: from the case when loaded with it,
+    # else the agent's own when they are the owner.
+    owner_name = (case.owner.get_username() if case.owner_id and Case.owner.is_cached(case)
+                  else agent_name if case.owner_id == agent_id else "")
     return Question(
         agent_id=agent_id,
         kind_code=kind.code,
@@ -135,4 +140,6 @@ def _question(*, agent_id: int, kind: AuthorityKind, amount, currency: str | Non
         customer_tier=case.customer.tier,
         at=at,
         tz=current_organisation().tz,
+        case_owner_id=case.owner_id,
+        case_owner_name=owner_name,
     )

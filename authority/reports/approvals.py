@@ -49,7 +49,7 @@ def inbox_for(user) -> QuerySet[AuthorityRequest]:
         AuthorityRequest.objects.filter(status=RequestStatus.OPEN)
         .filter((Q(pk__in=in_pool) & own_right) | delegated)
         .exclude(requester_id=user.pk)
-        .select_related("case__customer", "case__team", "requester", "kind")
+        .select_related("case__customer", "case__team", "case__owner", "requester", "kind")
         .order_by("created_at", "id")
     )
 

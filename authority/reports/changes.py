@@ -40,6 +40,7 @@ def grant_changes(*, kind: str = "", level: str = "", maker: str = "", status: s
 
 GRANT_FIELDS = (
     ("effect", "Effect"),
+    ("shadow", "Mode"),
     ("per_case_limit", "Per case"),
     ("period_limit", "Period cap"),
     ("period", "Period"),

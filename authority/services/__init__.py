@@ -16,7 +16,10 @@ from .requests import (
     authority_request_open,
     authority_request_reject,
     authority_requests_expire,
+    one_off_grants_void,
 )
+from .reversals import decision_reverse
+from .shadow import shadow_decision_record, shadow_decision_snapshot
 from .usage import usage_consume
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "authority_request_reject",
     "authority_requests_expire",
     "decision_execute",
+    "decision_reverse",
     "decision_snapshot",
     "exchange_rate_set",
     "grant_change",
@@ -34,5 +38,8 @@ __all__ = [
     "grant_end",
     "grant_reject",
     "grant_snapshot",
+    "one_off_grants_void",
+    "shadow_decision_record",
+    "shadow_decision_snapshot",
     "usage_consume",
 ]

@@ -12,15 +12,17 @@ from django.utils import timezone
 from authority import policy
 from authority.errors import AuthorityDenied, IdempotencyConflict
 from authority.models import AuthorityKind, AuthorityRequest, Decision
+from authority.policy.ai_agents import ai_agent_of, ai_may_act
 from authority.policy.approvals import approver_pool, with_pool
 from authority.policy.verdict import Verdict
-from authority.quantities import format_quantity, parse_amount
+from authority.quantities import format_quantity, parse_amount, parse_confidence
 from h2h_core.access import may_act_on_view
+from h2h_core.ai_agents import AiAgentSuspended
 from h2h_core.audit import audit_record, canonical_json, snapshot_value
 from h2h_core.audit.record import actor_roles
 from h2h_core.errors import DomainError
-from h2h_core.lock_objects import case_qs_select_for_update
-from h2h_core.models import Case, CaseEvent
+from h2h_core.lock_objects import ai_agent_suspended_under_share_lock, case_qs_select_for_update
+from h2h_core.models import Case, CaseEvent, Role
 from h2h_core.models.audit import Outcome
 from h2h_core.services import case_require_owner, idempotency_key_validate
 from h2h_core.transactions import outermost, service_atomic
@@ -35,10 +37,13 @@ class _Refused(Exception):
         self.verdict = verdict
 
 
-def decision_fingerprint(*, case_id: int, kind_code: str, amount: Decimal, currency: str, rationale: str) -> str:
+def decision_fingerprint(*, case_id: int, kind_code: str, amount: Decimal, currency: str, rationale: str,
+                         confidence: Decimal | None = None) -> str:
     """Return a digest of what was asked, to tell a replay from a different request with the same key."""
     payload = {"case": case_id, "kind": kind_code, "amount": snapshot_value(amount), "currency": currency,
                "rationale": rationale}
+    if confidence is not None:
+        payload["confidence"] = snapshot_value(confidence)
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
@@ -58,6 +63,8 @@ def decision_snapshot(decision: Decision) -> dict:
         "request_id": decision.request_id,
         "verdict": decision.verdict,
         "executed_at": decision.executed_at,
+        **({"by_ai_agent": True, "ai_model": decision.ai_model, "ai_model_version": decision.ai_model_version,
+            "confidence": decision.confidence} if decision.by_ai_agent else {}),
     }
 
 
@@ -82,6 +89,7 @@ def decision_execute(
     rationale: str,
     idempotency_key: str | None = None,
     seen_version: str | None = None,
+    confidence=None,
 ) -> Decision:
     """Execute a decision on a case the actor owns, within the actor's authority (rules 3, 4, 5).
 
@@ -92,23 +100,29 @@ def decision_execute(
     and a refusal aborts the whole of it (the caller records the refusal). With `seen_version` (the
     case page's version) a decision asked on a page that no longer shows the case is refused
     (StaleView, saying what changed); a replay of the same key is not: it was executed once already.
+
+    An AI agent states its `confidence` (0 to 1) with every decision; the decision records it with
+    the agent's model and version as they were, and a suspended AI agent decides nothing.
     """
     if not isinstance(rationale, str) or not rationale.strip():
         raise ValidationError({"rationale": "Say why: the rationale is part of the record."})
     rationale = rationale.strip()
     amount = parse_amount(amount, kind=kind, currency=currency)
     currency = currency or ""
+    confidence = None if confidence is None else parse_confidence(confidence)
     key = idempotency_key_validate(idempotency_key)
     fingerprint = decision_fingerprint(case_id=case.pk, kind_code=kind.code, amount=amount, currency=currency,
-                                       rationale=rationale)
+                                       rationale=rationale, confidence=confidence)
     if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
     roles = actor_roles(actor)  # read before any lock: the case lock is held for less
+    decider = _decider(actor=actor, roles=roles, confidence=confidence)
     alone = outermost()  # inside a caller's transaction an error aborts it: nothing more can be read or written
     try:
         with service_atomic():
             return _execute_locked(actor=actor, roles=roles, case=case, kind=kind, amount=amount, currency=currency,
-                                   rationale=rationale, key=key, fingerprint=fingerprint, seen_version=seen_version)
+                                   rationale=rationale, key=key, fingerprint=fingerprint, seen_version=seen_version,
+                                   decider=decider)
     except IntegrityError:
         # The same key committed by a concurrent call on another case: report it as a replay.
         if alone and key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
@@ -122,14 +136,29 @@ def decision_execute(
         raise refused.error from None
 
 
+def _decider(*, actor, roles: list[str], confidence: Decimal | None) -> dict:
+    """Return what the decision records about who decided: for an AI agent, its model, version and
+    confidence (required), after refusing a suspended one. Nothing (and no query) for a person."""
+    if Role.AI_AGENT not in roles:
+        return {"confidence": confidence}
+    ai_may_act(actor).require()
+    if confidence is None:
+        raise ValidationError({"confidence": "An AI agent states its confidence (0 to 1) with every decision."})
+    ai = ai_agent_of(actor)
+    return {"by_ai_agent": True, "ai_model": ai.model_name, "ai_model_version": ai.model_version,
+            "confidence": confidence}
+
+
 def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, key, fingerprint,
-                    seen_version=None) -> Decision:
+                    seen_version=None, decider: dict) -> Decision:
     case = case_qs_select_for_update().select_related("customer").get(pk=case.pk)
     if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
     try:
         may_act_on_view(case, seen_version).require()
         case_require_owner(case=case, actor=actor)
+        if decider.get("by_ai_agent") and ai_agent_suspended_under_share_lock(user_id=actor.pk):
+            raise AiAgentSuspended(f"{actor.get_username()} was suspended: it decides nothing.")
     except DomainError as error:
         raise _Refused(error) from None
     # The approver pool a refusal names is looked up after the locks are released (_with_approvers).
@@ -163,6 +192,7 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
         idempotency_key=key,
         payload_fingerprint=fingerprint,
         executed_at=now,
+        **decider,
     )
     snapshot = decision_snapshot(decision)
     outbox_message_publish(

@@ -16,7 +16,15 @@ from django.utils import timezone
 from authority.lock_objects import grant_qs_select_for_update
 from authority.models import AuthorityKind, Effect, ExchangeRate, Grant, GrantStatus, Period
 from authority.policy import validate_instant
-from authority.policy.grants import grant_changeable, grant_endable, may_check, may_confirm, may_grant
+from authority.policy.grants import (
+    grant_changeable,
+    grant_endable,
+    may_check,
+    may_confirm,
+    may_grant,
+    shadow_flip,
+    shadow_terms_allowed,
+)
 from authority.quantities import known_currency, parse_amount
 from h2h_core.audit import audit_record
 from h2h_core.audit.refusals import audits_refusals, grant_of
@@ -56,6 +64,7 @@ def grant_snapshot(grant: Grant) -> dict:
         "case_id": grant.case_id,
         "kind": grant.kind.code,
         "effect": grant.effect,
+        "shadow": grant.shadow,
         "per_case_limit": grant.per_case_limit,
         "period_limit": grant.period_limit,
         "period": grant.period,
@@ -67,6 +76,8 @@ def grant_snapshot(grant: Grant) -> dict:
         "granted_by_id": grant.granted_by_id,
         "confirmed_by_id": grant.confirmed_by_id,
         "superseded_at": grant.superseded_at,
+        **({"bound_owner_id": grant.bound_owner_id} if grant.bound_owner_id else {}),
+        **({"void_reason": grant.void_reason} if grant.void_reason else {}),
     }
 
 
@@ -133,8 +144,11 @@ def require_may_grant(actor, *, user=None, team: Team | None = None, role: Group
     may_grant(actor, user=user, team=team, role=role).require()
 
 
-def needs_confirmation(kind: AuthorityKind, terms: GrantTerms) -> bool:
-    """A permit above the kind's threshold (or without a limit) waits for a second manager."""
+def needs_confirmation(kind: AuthorityKind, terms: GrantTerms, *, flip: str = "") -> bool:
+    """A permit above the kind's threshold (or without a limit) waits for a second manager; so does
+    any `flip` between shadow and live (authority.policy.grants.shadow_flip), whatever the threshold."""
+    if flip:
+        return True
     if terms.effect == Effect.FORBID or kind.confirmation_threshold is None:
         return False
     limits = (terms.per_case_limit, terms.period_limit)
@@ -152,8 +166,9 @@ def _next_version(previous: Grant | None) -> int:
 
 
 def _new_version(*, actor, kind, terms: GrantTerms, reason, user, team, role, previous: Grant | None,
-                 key: str | None = None, fingerprint: str = "") -> Grant:
-    status = GrantStatus.PENDING if needs_confirmation(kind, terms) else GrantStatus.ACTIVE
+                 key: str | None = None, fingerprint: str = "", shadow: bool = False) -> Grant:
+    flip = shadow_flip(before=previous, shadow=shadow)
+    status = GrantStatus.PENDING if needs_confirmation(kind, terms, flip=flip) else GrantStatus.ACTIVE
     grant = Grant.objects.create(
         lineage=previous.lineage if previous else None,
         version=_next_version(previous),
@@ -164,6 +179,7 @@ def _new_version(*, actor, kind, terms: GrantTerms, reason, user, team, role, pr
         subject_role=role,
         kind=kind,
         effect=terms.effect,
+        shadow=shadow,
         per_case_limit=terms.per_case_limit,
         period_limit=terms.period_limit,
         period=terms.period,
@@ -201,6 +217,15 @@ def _made_with(*, actor, key: str, fingerprint: str) -> Grant | None:
     return existing
 
 
+def _require_shadow_terms(*, shadow, terms: GrantTerms, one_off: bool = False) -> None:
+    """Raise ValidationError unless `shadow` is a yes or no that these terms allow (shadow_terms_allowed)."""
+    if not isinstance(shadow, bool):
+        raise ValidationError({"shadow": "Say yes or no: is the grant shadow (log only)?"})
+    permission = shadow_terms_allowed(shadow=shadow, effect=terms.effect, one_off=one_off)
+    if not permission:
+        raise ValidationError({"shadow": permission.reason})
+
+
 @audits_refusals("grant.create", object_type="grant", object_from=None)
 def grant_create(
     *,
@@ -212,12 +237,14 @@ def grant_create(
     team: Team | None = None,
     role: Group | None = None,
     idempotency_key: str | None = None,
+    shadow: bool = False,
 ) -> Grant:
     """Give a person, team or role authority (or, with effect forbid, suspend it).
 
     Above the kind's confirmation threshold the grant is pending until a second manager confirms.
-    With an idempotency key, a repeat of the same call by the same actor returns the grant the first
-    one made; another call with that key is refused.
+    A `shadow` grant is a log-only standing permit: its holder's decisions under it are recorded as
+    what they would have been, never executed. With an idempotency key, a repeat of the same call by
+    the same actor returns the grant the first one made; another call with that key is refused.
     """
     if sum(subject is not None for subject in (user, team, role)) != 1:
         raise ValidationError({"subject": "Choose exactly one subject: a person, a team or a role."})
@@ -226,15 +253,17 @@ def grant_create(
     key = idempotency_key_validate(idempotency_key)
     require_may_grant(actor, user=user, team=team, role=role)
     asked, terms = terms, validate_terms(kind=kind, terms=terms)
+    _require_shadow_terms(shadow=shadow, terms=terms)
     fingerprint = _fingerprint(operation="create", kind=kind, asked=asked, valid=terms, reason=reason.strip(),
-                               user=user, team=team, role=role) if key else ""
+                               user=user, team=team, role=role,
+                               **({"shadow": True} if shadow else {})) if key else ""
     if key and (existing := _made_with(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
     alone = outermost()
     try:
         with service_atomic():
             grant = _new_version(actor=actor, kind=kind, terms=terms, reason=reason.strip(), user=user, team=team,
-                                 role=role, previous=None, key=key, fingerprint=fingerprint)
+                                 role=role, previous=None, key=key, fingerprint=fingerprint, shadow=shadow)
             action = "grant.pending" if grant.status == GrantStatus.PENDING else "grant.created"
             audit_record(actor=actor, action=action, object_type="grant", object_id=grant.pk,
                          after=grant_snapshot(grant), reason=grant.reason)
@@ -247,9 +276,12 @@ def grant_create(
 
 
 @audits_refusals("grant.change", object_type="grant", object_from=grant_of)
-def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str, idempotency_key: str | None = None) -> Grant:
+def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str, idempotency_key: str | None = None,
+                 shadow: bool | None = None) -> Grant:
     """Write a new version of `grant`. The old version stays in force until the new one is active.
 
+    `shadow` sets the new version's mode (None keeps the grant's). Moving between shadow and live
+    (a promotion or a demotion) always waits for a second manager, whatever the threshold.
     With an idempotency key, a repeat of the same change by the same actor returns the version the
     first one wrote (not a refusal because `grant` now has a successor); another call with that key
     is refused.
@@ -259,8 +291,11 @@ def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str, idempot
     key = idempotency_key_validate(idempotency_key)
     require_may_grant(actor, user=grant.subject_user, team=grant.subject_team, role=grant.subject_role)
     asked, terms = terms, validate_terms(kind=grant.kind, terms=terms)
+    # A version's content never changes, so the mode read here is the locked version's too.
+    new_shadow = grant.shadow if shadow is None else shadow
+    _require_shadow_terms(shadow=new_shadow, terms=terms, one_off=grant.case_id is not None)
     fingerprint = _fingerprint(operation="change", kind=grant.kind, asked=asked, valid=terms, reason=reason.strip(),
-                               grant=grant.pk) if key else ""
+                               grant=grant.pk, **({"shadow": shadow} if shadow is not None else {})) if key else ""
     if key and (existing := _made_with(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
     with service_atomic():
@@ -270,7 +305,7 @@ def grant_change(*, actor, grant: Grant, terms: GrantTerms, reason: str, idempot
         grant_changeable(current).require()
         new = _new_version(actor=actor, kind=current.kind, terms=terms, reason=reason.strip(),
                            user=current.subject_user, team=current.subject_team, role=current.subject_role,
-                           previous=current, key=key, fingerprint=fingerprint)
+                           previous=current, key=key, fingerprint=fingerprint, shadow=new_shadow)
         if new.status == GrantStatus.ACTIVE:
             # A change scheduled for later keeps the old version in force until then: no gap.
             current.superseded_at = max(timezone.now(), new.valid_from)

@@ -36,7 +36,8 @@ def webhook_delivery_schedule(delivery_id: int, *, at: datetime | None = None) -
 
 
 def subscribed(endpoint: WebhookEndpoint, topic: str) -> bool:
-    return not endpoint.topics or topic in endpoint.topics
+    """Every topic when none are listed; a listed topic includes its sub-topics (a refund's reversal)."""
+    return not endpoint.topics or any(topic == listed or topic.startswith(f"{listed}.") for listed in endpoint.topics)
 
 
 def webhook_fan_out(*, message: OutboxMessage, at: datetime) -> list[int]:

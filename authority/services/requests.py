@@ -7,11 +7,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from authority import policy
+from authority import policy, selectors
+from authority import usage as usage_keys
 from authority.errors import AlreadyDecided, AuthorityDenied, NotAllowed
-from authority.lock_objects import authority_request_qs_select_for_update
+from authority.lock_objects import authority_request_qs_select_for_update, grant_qs_select_for_update
 from authority.models import (
     AuthorityKind,
     AuthorityRequest,
@@ -145,6 +147,8 @@ def authority_request_approve(*, actor, request: AuthorityRequest, note: str = "
             valid_from=now, valid_until=now + timedelta(hours=settings.H2H_ONE_OFF_GRANT_HOURS),
             granted_by=actor, confirmed_by=actor, confirmed_at=now, status=GrantStatus.ACTIVE,
             reason=f"Approved request #{request.pk}: {request.justification}", created_at=now,
+            # Bound to the owner as they are now: a handover or reopening voids it (one_off_grants_void).
+            bound_owner_id=case.owner_id,
         )
         Grant.objects.filter(pk=grant.pk).update(lineage=grant.pk)
         grant.lineage = grant.pk
@@ -214,3 +218,60 @@ def authority_requests_expire(*, now=None) -> int:
                          object_id=request.pk, before=before, after=request_snapshot(request))
             expired += 1
     return expired
+
+
+def one_off_grants_void(*, actor, case: Case, reason: str) -> int:
+    """Close every one-off grant of `case` still in force with something left of it; return how many.
+
+    Called when the case changes under an approval (a handover, a hand-off, a reopening): the approval
+    was given for that case as it was, to its owner then. Under the case's lock each grant is closed
+    (superseded now, with `reason`), its approved request is marked voided, and each gets a case event
+    and a "grant.voided" audit event. What a grant already allowed stays decided; only the rest is void.
+    A grant used up is left as it is. Joins the caller's transaction: call it before the step's own
+    write of the case (which appends to the audit chain), so the grants are locked before the audit
+    head (the one lock order); a step refused afterwards rolls the void back with it.
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError({"reason": "Say why the approvals on the case are void."})
+    reason = reason.strip()
+    with service_atomic():
+        case = case_qs_select_for_update().get(pk=case.pk)
+        now = timezone.now()
+        grants = list(
+            grant_qs_select_for_update().select_related("kind", "subject_user")
+            .filter(case_id=case.pk, effect=Effect.PERMIT, status=GrantStatus.ACTIVE, valid_from__lte=now)
+            .filter(Q(superseded_at__isnull=True) | Q(superseded_at__gt=now))
+            .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=now))
+        )
+        used = selectors.usage_for_keys([usage_keys.one_off_key(grant_id=g.pk) for g in grants])
+        grants = [g for g in grants
+                  if g.per_case_limit is None or used.get(usage_keys.one_off_key(grant_id=g.pk), 0) < g.per_case_limit]
+        if not grants:
+            return 0
+        requests = {r.one_off_grant_id: r for r in AuthorityRequest.objects.select_related("kind").filter(
+            one_off_grant_id__in=[g.pk for g in grants], status=RequestStatus.APPROVED)}
+        for grant in grants:
+            before = grant_snapshot(grant)
+            grant.superseded_at = now
+            grant.void_reason = reason
+            grant.save(update_fields=["superseded_at", "void_reason"])
+            request = requests.get(grant.pk)
+            request_before = request_after = None
+            if request is not None:
+                request_before = request_snapshot(request)
+                request.status = RequestStatus.VOIDED
+                request.save(update_fields=["status"])
+                request_after = request_snapshot(request)
+            approved = format_quantity(grant.per_case_limit, unit=grant.kind.unit, currency=grant.currency)
+            spent = used.get(usage_keys.one_off_key(grant_id=grant.pk), 0)
+            kept = (f" ({format_quantity(spent, unit=grant.kind.unit, currency=grant.currency)} already decided "
+                    "stays decided)") if spent else ""
+            CaseEvent.objects.create(
+                case=case, actor=actor, kind=CaseEvent.Kind.REQUEST, at=now,
+                text=f"The approval of {approved} of {grant.kind.name.lower()} for "
+                     f"{grant.subject_user.get_username()} is void{kept}: {reason}",
+            )
+            audit_record(actor=actor, action="grant.voided", object_type="grant", object_id=grant.pk,
+                         before={"grant": before, "request": request_before},
+                         after={"grant": grant_snapshot(grant), "request": request_after}, reason=reason)
+    return len(grants)

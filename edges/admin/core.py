@@ -3,6 +3,7 @@ from django.contrib import admin
 from edges.admin.base import ReadOnlyAdmin, retry_action
 from h2h_core.mail import outbound_mail_retry
 from h2h_core.models import (
+    AiAgent,
     AuditCheckpoint,
     AuditEvent,
     AuditHead,
@@ -57,6 +58,17 @@ class CaseAdmin(ReadOnlyAdmin):
     search_fields = ("subject", "customer__name")
     list_select_related = ("customer", "owner", "team")
     inlines = [CaseEventInline]
+
+
+@admin.register(AiAgent)
+class AiAgentAdmin(ReadOnlyAdmin):
+    """Read-only: AI agents are registered, changed and suspended in the manager console (audited services)."""
+
+    list_display = ("user", "team", "model_name", "model_version", "max_stakes", "min_confidence",
+                    "registered_at", "suspended_at")
+    list_filter = ("team", "model_name")
+    search_fields = ("user__username", "model_name", "model_version")
+    list_select_related = ("user", "team")
 
 
 @admin.register(AuditEvent)

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from authority import policy
 from authority.quantities import format_quantity
+from edges.agent.hand_offs import PANEL_CONVERSATIONS, customer_ai_conversations
 from edges.web.service_calls import run_service
 from h2h_core.access import customers_visible_to, may_add_customer_note
 from h2h_core.customers import customer_note_add, customer_notes_visible_to
@@ -57,6 +58,7 @@ def customer_panel_context(user, case: Case) -> dict:
         "customer": customer,
         "notes": list(customer_notes_visible_to(user, customer).select_related("author", "case")[:PANEL_NOTES]),
         "form": CustomerNoteForm(initial={"case": case.pk}) if may_add_customer_note(user, customer) else None,
+        "ai_conversations": customer_ai_conversations(user, customer, limit=PANEL_CONVERSATIONS),
     }}
 
 
@@ -101,6 +103,7 @@ def _page_context(request, customer: Customer, form: CustomerNoteForm | None = N
                                    year_start=month_start.replace(month=1)),
         "notes": notes.get_page(request.GET.get("notes")),
         "note_form": (form or CustomerNoteForm()) if may_add else None,
+        "ai_conversations": customer_ai_conversations(user, customer),
     }
 
 

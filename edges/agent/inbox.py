@@ -32,12 +32,13 @@ def approved_callout_context(request, case, *, is_owner: bool) -> dict:
     """The owner's approved requests still to execute on `case`, each with its prefill link's values.
 
     The link's `?kind=&amount=&currency=` fills in the decision form through the case page's one
-    prefill (edges.agent.assist), which never overwrites a form the agent typed.
+    prefill (edges.agent.assist), which never overwrites a form the agent typed. The amount is
+    exactly the one approved: an approval covers nothing else.
     """
     if not is_owner:
         return {"approved_to_execute": []}
     return {"approved_to_execute": [
-        {"request": r, "left": r.left, "shown": format_quantity(r.left, unit=r.kind.unit, currency=r.currency),
-         "kind": r.kind.code, "amount": format_plain(r.left), "currency": r.currency}
+        {"request": r, "left": r.left, "shown": format_quantity(r.amount, unit=r.kind.unit, currency=r.currency),
+         "kind": r.kind.code, "amount": format_plain(r.amount), "currency": r.currency}
         for r in inbox.approved_to_execute(request.user, case=case)
     ]}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from edges.agent import inbox, presence, views
+from edges.agent import hand_offs, inbox, presence, reversals, views
 
 urlpatterns = [
     path("", views.case_list, name="list"),
@@ -16,7 +16,9 @@ urlpatterns = [
     path("<int:pk>/resolve/", views.case_resolve_view, name="resolve"),
     path("<int:pk>/reopen/", views.case_reopen_view, name="reopen"),
     path("<int:pk>/check/", views.case_check, name="check"),
+    path("<int:pk>/decisions/<int:decision_id>/reverse/", reversals.decision_reverse_view, name="reverse"),
     path("<int:pk>/presence/", presence.case_presence, name="presence"),
+    path("<int:pk>/hand-offs/<int:hand_off_id>/pick-up/", hand_offs.hand_off_pick_up_view, name="hand-off-pick-up"),
     # The customer's rating page: a signed link, no login.
     path("rate/<str:token>/", views.rate, name="rate"),
 ]

@@ -38,8 +38,10 @@ from edges.agent.forms import (
     ResolveForm,
     decision_link_initial,
 )
+from edges.agent.hand_offs import hand_off_context
 from edges.agent.inbox import approved_callout_context
 from edges.agent.presence import presence_context
+from edges.agent.reversals import with_reversal_rights
 from edges.web.service_calls import error_text, run_service
 from h2h_core.access import (
     may_act_as_owner,
@@ -170,10 +172,11 @@ def case_detail(request, pk: int, decision_form=None, request_form=None, verdict
         "events": events,
         "handover_note": flow_selectors.handover_note_for_owner(case, events, user),
         "workflow": flow_selectors.case_workflow_state(case),
-        "decisions": list(visible_decisions.filter(case=case).select_related("agent", "kind")
-                          .order_by("-executed_at")[:50]),
+        "decisions": with_reversal_rights(user, list(
+            visible_decisions.filter(case=case).select_related("agent", "kind", "case", "reversed_by")
+            .order_by("-executed_at")[:50])),
         # The requests of a case the user may see (the case itself came through the selector).
-        "requests": list(case.authority_requests.select_related("requester", "kind", "decided_by")
+        "requests": list(case.authority_requests.select_related("requester", "kind", "decided_by", "one_off_grant")
                          .order_by("-created_at")[:20]),
         "earlier_cases": list(visible_cases.filter(customer_id=case.customer_id).exclude(pk=case.pk)
                               .order_by("-opened_at")[:10]),
@@ -197,6 +200,7 @@ def case_detail(request, pk: int, decision_form=None, request_form=None, verdict
         **presence_context(user, case),
         **approved_callout_context(request, case, is_owner=is_owner),
         **customer_panel_context(user, case),
+        **hand_off_context(user, case),
     }
     return render(request, "workflows/case_detail.html", context, status=status)
 

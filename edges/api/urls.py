@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from edges.api.errors import not_found_json
 from edges.api.schema import SwaggerUI
-from edges.api.views import audit, auth, cases, decisions, grants, requests
+from edges.api.views import ai, audit, auth, cases, decisions, grants, hand_offs, requests
 
 router = SimpleRouter()
 router.register("cases", cases.CaseViewSet, basename="case")
@@ -14,6 +14,7 @@ router.register("decisions", decisions.DecisionViewSet, basename="decision")
 router.register("authority-requests", requests.AuthorityRequestViewSet, basename="authority-request")
 router.register("grants", grants.GrantViewSet, basename="grant")
 router.register("audit-events", audit.AuditEventViewSet, basename="audit-event")
+router.register("hand-offs", hand_offs.HandOffViewSet, basename="hand-off")
 router.register("auth/tokens", auth.TokenViewSet, basename="auth-token")
 
 app_name = "api"
@@ -25,6 +26,12 @@ v1 = [
     path("authority-check/", decisions.AuthorityCheck.as_view(), name="authority-check"),
     path("audit-verify/", audit.AuditVerify.as_view(), name="audit-verify"),
     path("audit-verifications/<int:pk>/", audit.AuditVerificationDetail.as_view(), name="audit-verification-detail"),
+    # The tools of an AI agent (edges.api.views.ai)
+    path("ai/me/", ai.Me.as_view(), name="ai-me"),
+    path("ai/take/", ai.Take.as_view(), name="ai-take"),
+    path("ai/check/", ai.Check.as_view(), name="ai-check"),
+    path("ai/decide/", ai.Decide.as_view(), name="ai-decide"),
+    path("ai/hand-off/", ai.HandOffTool.as_view(), name="ai-hand-off"),
     *router.urls,
 ]
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from edges.auditor import export_views, views
+from edges.auditor import ai_vs_human, export_views, views
 
 urlpatterns = [
     path("", views.audit_log, name="log"),
@@ -20,4 +20,6 @@ urlpatterns = [
     path("exports/<int:pk>/download/", export_views.export_download, name="export_download"),
     path("review/", views.review, name="review"),
     path("review/flags/", views.flags, name="flags"),
+    path("ai-vs-human/", ai_vs_human.ai_vs_human, name="ai_vs_human"),
+    path("ai-vs-human.csv", ai_vs_human.ai_vs_human_csv, name="ai_vs_human_csv"),
 ]

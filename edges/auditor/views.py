@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST
 
 from authority import reports, selectors
 from authority.models import AuthorityKind, AuthorityRequest, Decision, Grant, GrantStatus, ReviewFlag
-from authority.policy import is_auditor
+from authority.policy import is_auditor, may_reverse
 from authority.policy.permissions import may_use_auditor_console
 from authority.services.oversight import review_flag_create
 from edges.auditor import filtering
@@ -95,7 +95,7 @@ def decision_detail(request, pk: int):
     decision = (Decision.objects.select_related(
         "case__customer", "case__team", "case__owner", "agent", "kind",
         "grant__kind", "grant__subject_user", "grant__subject_team", "grant__subject_role", "grant__granted_by",
-        "grant__confirmed_by", "request__requester", "request__decided_by", "request__kind",
+        "grant__confirmed_by", "request__requester", "request__decided_by", "request__kind", "reversed_by",
     ).filter(pk=pk).first())
     if decision is None:
         raise Http404("No such decision")
@@ -109,6 +109,8 @@ def decision_detail(request, pk: int):
         "executed_event": next((e for e in events if e.action == "decision.executed"), None),
         "flag_form": ReviewFlagForm(), "may_flag": is_auditor(request.user), "tz": current_organisation().tz,
         "usage": _usage_before_after(decision),
+        # A superuser may reverse from here; auditors never may (the predicate says why).
+        "may_reverse": may_reverse(request.user, decision),
     })
 
 
@@ -151,7 +153,7 @@ def grant_version(request, pk: int):
     """One grant version: its terms, maker and checker, every version of its line, its decisions."""
     grant = (Grant.objects.with_state()
              .select_related("kind", "subject_user", "subject_team", "subject_role", "case", "granted_by",
-                             "confirmed_by", "supersedes")
+                             "confirmed_by", "supersedes", "bound_owner")
              .filter(pk=pk).first())
     if grant is None:
         raise Http404("No such grant")

@@ -50,6 +50,30 @@ PEOPLE = (
 TEAMS = (("retention", "Retention"), ("billing", "Billing"), ("onboarding", "Onboarding"))
 TEAM_AGENTS = {"retention": ("alice", "bob"), "billing": ("carol", "dave"), "onboarding": ("erin",)}
 
+
+@dataclass(frozen=True)
+class AiAgentPlan:
+    """An AI agent the demo registers: its team, the model it runs, the cases its routing gives it."""
+
+    username: str
+    team: str
+    description: str
+    route_categories: tuple[str, ...]
+    model_name: str = "support-llm"
+    model_version: str = "2026-11"
+    max_stakes: int = 40
+    registered_by: str = "maria"
+
+
+# The routine goes to software; the moments that matter (complaints, renewals, crises, high value,
+# onboarding) stay with people, so each AI agent owns one category of its team.
+AI_AGENTS = (
+    AiAgentPlan("ava-bot", "retention", "Answers routine Retention requests: copies, addresses, small credits.",
+                (CaseCategory.OTHER,)),
+    AiAgentPlan("sam-bot", "billing", "Settles small billing errors: late fees, duplicate small charges.",
+                (CaseCategory.BILLING_ERROR,)),
+)
+
 # --- money -----------------------------------------------------------------------------------
 
 # Rough EUR rates used to make amounts look natural in each currency; the recorded rates vary
@@ -95,6 +119,7 @@ class GrantPlan:
     tiers: tuple[str, ...] = ()
     temporary_days: int | None = None
     checker: str | None = None
+    shadow: bool = False  # log-only: what its holder would have decided is recorded, nothing executes
     # (maker, per_case, period_limit, reason, checker) of a version 2
     change: tuple[str, str, str, str, str | None] | None = None
 
@@ -156,5 +181,13 @@ GRANTS = (
     GrantPlan(("user", "dave"), "goodwill_credit",
               "Suspended while two goodwill credits issued without a rationale are reviewed.", "maria",
               effect=Effect.FORBID),
+    # AI agents: small caps for the role, set by the admin; ava-bot's refunds run in shadow first, so
+    # its manager sees what it would have refunded beside what a person then decided.
+    GrantPlan(_role(Role.AI_AGENT), "goodwill_credit", "AI agents settle small goodwill credits.", "admin",
+              "25", "200", M),
+    GrantPlan(_role(Role.AI_AGENT), "fee_waiver", "AI agents waive small fees charged in error.", "admin",
+              "30", "200", M),
+    GrantPlan(("user", "ava-bot"), "refund", "Shadow: what would ava-bot refund? Evidence before any live refund.",
+              "maria", "600", "1500", M, shadow=True),
 )
 

@@ -165,6 +165,12 @@ class Step:
     rating: int | None = None
     story: bool = False  # must succeed; generic decisions are skipped when outside authority
     at: datetime | None = None  # when it happens: set by `_schedule`
+    # An AI agent's steps: its stated confidence, the conversation so far as (who, text) pairs, and
+    # the outcome the story expects ("owned", "executed", "shadow", "handed_off").
+    confidence: Decimal | None = None
+    transcript: tuple[tuple[str, str], ...] = ()
+    summary: str = ""
+    expect: str = ""
 
 
 @dataclass
@@ -186,7 +192,7 @@ STEP_EVENT = {
     "claim": CaseEvent.Kind.CLAIMED, "note": CaseEvent.Kind.NOTE, "handover": CaseEvent.Kind.HANDOVER,
     "request": CaseEvent.Kind.REQUEST, "approve": CaseEvent.Kind.REQUEST, "reject": CaseEvent.Kind.REQUEST,
     "resolve": CaseEvent.Kind.RESOLVED, "close": CaseEvent.Kind.CLOSED, "reopen": CaseEvent.Kind.REOPENED,
-    "rate": CaseEvent.Kind.RATED,
+    "rate": CaseEvent.Kind.RATED, "ai_take": CaseEvent.Kind.CLAIMED,
 }
 
 
@@ -369,12 +375,66 @@ def _story_cases(customers: list[CustomerPlan], now: datetime) -> list[CasePlan]
          CaseCategory.BILLING_ERROR, "420", 8,
          [Step("claim", "carol"), Step("note", "carol", text=NOTES[0]),
           Step("handover", "carol", to="dave", text=HANDOVER_NOTES[0])]),
+        *_ai_stories(pick),
     ]
     return [
         CasePlan(number=0, customer=customer.name, subject=subject, category=category, amount=Decimal(amount),
                  currency=eur, opened_at=now - timedelta(hours=hours), description=DESCRIPTIONS[category],
                  steps=steps)
         for customer, subject, category, amount, hours, steps in stories
+    ]
+
+
+def _ai_stories(pick) -> list[tuple]:
+    """The AI agents' moments: routine cases they settle, and the moments they hand to a person."""
+    eur = "EUR"
+    standard = CustomerTier.STANDARD
+    return [
+        # ava-bot takes two routine Retention cases and settles one with a small goodwill credit.
+        (pick(standard, 4), "Welcome pack never arrived (order SO-99410)", CaseCategory.OTHER, "30", 40,
+         [Step("ai_take", "ava-bot", expect="owned"),
+          Step("ai_decide", "ava-bot", "goodwill_credit", Decimal(20), eur, "Goodwill credit for the missing pack.",
+               confidence=Decimal("0.920"), expect="executed",
+               transcript=(("customer", "The welcome pack you promised never came."),
+                           ("ai", "Sorry about that: I have sent a new one and credited 20 EUR."))),
+          Step("resolve", "ava-bot", text="New welcome pack sent and 20 EUR credited."),
+          Step("rate", rating=5)]),
+        (pick(standard, 5), "Change of invoice e-mail address for account A-99230", CaseCategory.OTHER, "0", 6,
+         [Step("ai_take", "ava-bot", expect="owned")]),
+        # Over its authority (a fee waiver above its 30 EUR): a person owns the case, with the conversation.
+        (pick(standard, 6), "Paper-invoice fee charged although e-invoicing was agreed (account A-99250)",
+         CaseCategory.OTHER, "60", 28,
+         [Step("ai_take", "ava-bot", expect="owned"),
+          Step("ai_decide", "ava-bot", "fee_waiver", Decimal(60), eur,
+               "Waive the paper-invoice fees: e-invoicing was agreed in March.", confidence=Decimal("0.880"),
+               expect="handed_off", summary="Customer on e-invoicing since March, charged 2 x 30 EUR "
+                                            "paper-invoice fees. Proposed waiving both.",
+               transcript=(("customer", "We agreed on e-invoicing in March, yet you charged us for paper "
+                                        "invoices twice."),
+                           ("ai", "I can see two paper-invoice fees of 30 EUR. Waiving both is more than I may "
+                                  "waive myself, so a colleague takes over now and has our whole conversation."))),
+          Step("pick_up")]),
+        # In shadow mode (refunds): recorded, nothing executed; bob, whose authority covers it, decides.
+        (pick(standard, 7), "Refund for a duplicate order of printed manuals (order SO-99470)", CaseCategory.OTHER,
+         "550", 60,
+         [Step("ai_take", "ava-bot", expect="owned"),
+          Step("ai_decide", "ava-bot", "refund", Decimal(550), eur, "Refund the duplicate order: same items, "
+               "same day, one delivery.", confidence=Decimal("0.900"), expect="shadow",
+               transcript=(("customer", "We were charged twice for the printed manuals, order SO-99470."),
+                           ("ai", "I see two identical orders on the same day. A colleague confirms the "
+                                  "refund of 550 EUR."))),
+          Step("pick_up", "bob"),
+          Step("decide", "bob", "refund", Decimal(550), eur, "Refunded the duplicate order, as ava-bot proposed.",
+               story=True),
+          Step("resolve", "bob", text="Duplicate order refunded in full."),
+          Step("rate", rating=4)]),
+        # sam-bot waives a small late fee on a Billing case.
+        (pick(standard, 8), "Late fee charged twice on invoice INV-775020", CaseCategory.BILLING_ERROR, "15", 36,
+         [Step("ai_take", "sam-bot", expect="owned"),
+          Step("ai_decide", "sam-bot", "fee_waiver", Decimal(15), eur, "The second late fee is a duplicate.",
+               confidence=Decimal("0.950"), expect="executed"),
+          Step("resolve", "sam-bot", text="Duplicate late fee waived."),
+          Step("rate", rating=4)]),
     ]
 
 
@@ -447,7 +507,7 @@ def _add_request(plan: CasePlan) -> None:
 STEP_DELAY_HOURS = {
     "claim": (0.1, 4), "note": (0.5, 20), "handover": (2, 30), "decide": (0.2, 24), "attempt": (0.2, 24),
     "request": (0.2, 8), "approve": (0.5, 6), "reject": (0.5, 6), "resolve": (1, 72), "close": (24, 120),
-    "rate": (2, 96), "reopen": (24, 240),
+    "rate": (2, 96), "reopen": (24, 240), "ai_take": (0.02, 0.3), "ai_decide": (0.02, 0.3), "pick_up": (0.1, 2),
 }
 
 

@@ -17,6 +17,8 @@ SUMMARY_LABELS = (
     ("customers", "customer", "customers"), ("cases", "case", "cases"), ("case steps", "case step", "case steps"),
     ("decisions", "decision", "decisions"), ("refusals", "refused decision", "refused decisions"),
     ("authority requests", "authority request", "authority requests"),
+    ("AI agents", "AI agent", "AI agents"), ("AI decisions", "AI decision", "AI decisions"),
+    ("AI hand-offs", "hand-off to a person", "hand-offs to a person"),
     ("skipped", "step skipped by the rules", "steps skipped by the rules"),
 )
 

@@ -51,6 +51,7 @@ from authority.services import (
     grant_create,
 )
 from edges.demo.cast import (
+    AI_AGENTS,
     GRANTS,
     HISTORY_DAYS,
     KEY_PREFIX,
@@ -66,8 +67,10 @@ from edges.demo.clock import VirtualClock, running_on
 from edges.demo.plan import PERIOD_RESERVE, STEP_EVENT, CasePlan, Step, build_plan
 from edges.demo.report import SeedReport, sqlite_commits_without_fsync
 from h2h_core import access
+from h2h_core.ai_agents import ai_agent_register
 from h2h_core.errors import DomainError
-from h2h_core.models import AuditEvent, Case, CaseEvent, Customer, Team
+from h2h_core.hand_offs import hand_off_pick_up
+from h2h_core.models import AiAgent, AuditEvent, Case, CaseEvent, Customer, HandOff, Team
 from h2h_core.people import user_create
 from h2h_core.services import (
     case_add_note,
@@ -84,6 +87,7 @@ from h2h_core.services import (
     team_create,
     user_set_roles,
 )
+from workflows.steps.ai import AiOutcome, ai_case_decide, ai_case_take
 
 User = get_user_model()
 # The organisation and its standing grants exist this many days before the first case.
@@ -110,7 +114,7 @@ class _Seeder:
 
     def load_users(self) -> None:
         """(Re)load the cast, with groups prefetched: the role and team caches start empty."""
-        names = [person.username for person in PEOPLE]
+        names = [person.username for person in PEOPLE] + [agent.username for agent in AI_AGENTS]
         self.users = {u.username: u for u in User.objects.filter(username__in=names).prefetch_related("groups")}
         self.by_pk = {user.pk: user for user in self.users.values()}
 
@@ -150,6 +154,20 @@ class _Seeder:
                 if team.pk not in access.managed_team_ids(user):
                     team_add_manager(actor=admin, team=team, user=user)
                     self.report.created["team managers"] += 1
+        self.load_users()
+
+    def ai_agents(self) -> None:
+        """Register the AI agents that are missing, by the manager of their team, through the service."""
+        registered = set(AiAgent.objects.filter(user__username__in=[plan.username for plan in AI_AGENTS])
+                         .values_list("user__username", flat=True))
+        for plan in AI_AGENTS:
+            if plan.username in registered:
+                continue
+            ai_agent_register(actor=self.users[plan.registered_by], username=plan.username,
+                              team=self.teams[plan.team], model_name=plan.model_name,
+                              model_version=plan.model_version, description=plan.description,
+                              route_categories=plan.route_categories, max_stakes=plan.max_stakes)
+            self.report.created["AI agents"] += 1
         self.load_users()
 
     # money and authority
@@ -209,7 +227,8 @@ class _Seeder:
         grant = Grant.objects.filter(kind=kind, version=1, reason=plan.reason, case__isnull=True, **lookup).first()
         if grant is None:
             grant = grant_create(actor=self.users[plan.maker], kind=kind, reason=plan.reason,
-                                 terms=self._terms(plan, plan.per_case, plan.period_limit), **subject)
+                                 terms=self._terms(plan, plan.per_case, plan.period_limit), shadow=plan.shadow,
+                                 **subject)
             self.report.created["grants"] += 1
         if grant.status == GrantStatus.PENDING and plan.checker:
             grant = grant_confirm(actor=self.users[plan.checker], grant=grant)
@@ -261,6 +280,13 @@ class _Seeder:
             int(pk) for pk in AuditEvent.objects.filter(action="decision.refused", object_type="case")
             .values_list("object_id", flat=True) if pk.isdigit()
         }
+        # An AI agent's decision leaves a decision or a hand-off under its key; a pick-up, its instant.
+        self.hand_off_keys = set(
+            HandOff.objects.filter(idempotency_key__startswith=f"{KEY_PREFIX}:").values_list("idempotency_key",
+                                                                                             flat=True)
+        )
+        self.picked_up_cases = set(HandOff.objects.filter(picked_up_at__isnull=False).values_list("case_id",
+                                                                                                 flat=True))
         timeline = list(later)
         for plan in self.plan.cases:
             case = existing.get((customers[plan.customer].pk, plan.subject))
@@ -296,6 +322,11 @@ class _Seeder:
                 done.append(self._key(case, index) in self.decision_keys)
             elif step.action == "attempt":
                 done.append(case.pk in self.refused_cases)
+            elif step.action == "ai_decide":
+                key = self._key(case, index)
+                done.append(key in self.decision_keys or key in self.hand_off_keys)
+            elif step.action == "pick_up":
+                done.append(case.pk in self.picked_up_cases)
             else:
                 event = STEP_EVENT[step.action]
                 occurrences[event] += 1
@@ -364,7 +395,28 @@ class _Seeder:
         elif action == "decide":
             self._decide(case, index, step, actor)
             return
+        elif action == "ai_take":
+            self._expect(plan, step, ai_case_take(actor=actor, case=case))
+        elif action == "ai_decide":
+            outcome = ai_case_decide(
+                actor=actor, case=case, kind=self.kinds[step.kind], amount=step.amount,
+                currency=step.currency or None, rationale=step.text, confidence=step.confidence,
+                idempotency_key=self._key(case, index), summary=step.summary,
+                transcript=[{"from": who, "text": text} for who, text in step.transcript])
+            self._expect(plan, step, outcome)
+            self.report.created["AI decisions" if outcome.decision else "AI hand-offs"] += 1
+            return
+        elif action == "pick_up":
+            hand_off = HandOff.objects.select_related("to_user").filter(case=case).order_by("-created_at",
+                                                                                            "-id").first()
+            hand_off_pick_up(actor=actor or hand_off.to_user, hand_off=hand_off)
         self.report.created["case steps"] += 1
+
+    @staticmethod
+    def _expect(plan: CasePlan, step: Step, outcome: AiOutcome) -> None:
+        if step.expect and outcome.outcome != step.expect:
+            raise AssertionError(f"The demo expected {step.actor}'s {step.action} on {plan.subject} to end "
+                                 f"{step.expect}, not {outcome.outcome}: {' '.join(outcome.reasons)}")
 
     def _decide(self, case: Case, index: int, step: Step, actor) -> None:
         kind = self.kinds[step.kind]
@@ -399,6 +451,7 @@ def seed_demo(*, scale: float = 1.0, now: datetime | None = None) -> SeedReport:
     with sqlite_commits_without_fsync(), running_on(clock):
         seeder.people()
         seeder.organisation()
+        seeder.ai_agents()
         seeder.exchange_rates()
         later = seeder.grants()
         seeder.cases(seeder.customers(), later)

@@ -33,6 +33,11 @@ class GrantForm(forms.Form):
     valid_from = OrgDateTimeField(required=False, label="Starts", help_text="Empty: now.")
     valid_until = OrgDateTimeField(required=False, label="Ends",
                                    help_text="Set an end for a temporary raise or suspension; it expires by itself.")
+    shadow = forms.BooleanField(
+        required=False, label="Shadow (log only)",
+        help_text="Decisions under it are recorded as what they would have been and compared with what people "
+                  "decide; nothing executes and no usage is consumed. Permits only. Moving a grant between shadow "
+                  "and live always needs a second manager.")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
                              help_text="Kept with the version and in the audit log.")
 
@@ -63,6 +68,7 @@ class GrantForm(forms.Form):
             "scope_categories": list(grant.scope_categories),
             "scope_tiers": list(grant.scope_tiers),
             "valid_until": grant.valid_until,
+            "shadow": grant.shadow,
         }
 
 

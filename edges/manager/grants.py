@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from types import SimpleNamespace
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from authority import reports
 from authority.models import AuthorityKind, Effect, Grant, GrantStatus
-from authority.policy.grants import grant_changeable, grant_endable
+from authority.policy.grants import grant_changeable, grant_endable, shadow_flip, shadow_terms_allowed
 from authority.policy.permissions import (
     console_people,
     console_roles,
@@ -139,17 +140,24 @@ def _preview_or_save(request, *, form: GrantForm, kind: AuthorityKind, before, s
         for name, problems in error.message_dict.items():
             form.add_error(name if name in form.fields else None, problems)
         return render(request, template, {**context, "form": form})
+    shadow = form.cleaned_data["shadow"]
+    allowed = shadow_terms_allowed(shadow=shadow, effect=terms.effect)
+    if not allowed:
+        form.add_error("shadow", allowed.reason)
+        return render(request, template, {**context, "form": form})
     if step == "save":
-        ok, result = run_service(request, lambda: save(proposed, form.cleaned_data["reason"]))
+        ok, result = run_service(request, lambda: save(proposed, form.cleaned_data["reason"], shadow))
         if ok:
             waits = result.status == GrantStatus.PENDING
             messages.success(request, f"Saved grant {result.label} for {result.subject_label}: "
                              + ("it waits for a second manager to confirm it." if waits else "in force now."))
             return redirect(reverse("authority:matrix") + f"#line-{context['line_key']}")
         return render(request, template, {**context, "form": form})
+    flip = shadow_flip(before=before, shadow=shadow)
     return render(request, "authority/grant_preview.html", {
-        **context, "form": form, "terms": terms, "diff": reports.grant_diff(before, terms),
-        "needs_confirmation": needs_confirmation(kind, terms),
+        **context, "form": form, "terms": terms, "shadow": shadow, "flip": flip,
+        "diff": reports.grant_diff(before, SimpleNamespace(**dataclasses.asdict(terms), shadow=shadow)),
+        "needs_confirmation": needs_confirmation(kind, terms, flip=flip),
     })
 
 
@@ -176,8 +184,8 @@ def grant_new(request):
             initial["valid_until"] = timezone.now() + timedelta(days=TEMPORARY_DAYS)
         return render(request, "authority/grant_form.html", {**context, "form": GrantForm(initial=initial)})
 
-    def save(terms, reason):
-        return grant_create(actor=request.user, kind=kind, terms=terms, reason=reason,
+    def save(terms, reason, shadow):
+        return grant_create(actor=request.user, kind=kind, terms=terms, reason=reason, shadow=shadow,
                             **_subject_kwargs(kind_of_subject, subject))
 
     return _preview_or_save(request, form=GrantForm(request.POST), kind=kind, before=None, save=save,
@@ -203,8 +211,8 @@ def grant_edit(request, pk: int):
         return render(request, "authority/grant_form.html", {**context, "form": GrantForm(
             initial=GrantForm.initial_from(grant))})
 
-    def save(terms, reason):
-        return grant_change(actor=request.user, grant=grant, terms=terms, reason=reason)
+    def save(terms, reason, shadow):
+        return grant_change(actor=request.user, grant=grant, terms=terms, reason=reason, shadow=shadow)
 
     return _preview_or_save(request, form=GrantForm(request.POST), kind=grant.kind, before=grant, save=save,
                             context=context)

@@ -12,6 +12,8 @@ from django.views.decorators.http import require_POST
 
 from authority import policy, reports, selectors
 from authority.models import AuthorityRequest, Grant, GrantStatus
+from authority.policy.grants import shadow_flip
+from authority.reports.shadow import ai_grant_evidence_many
 from authority.services import grant_confirm, grant_reject
 from authority.services.grants import needs_confirmation
 from edges.manager.forms import NoteForm
@@ -107,14 +109,21 @@ def pending_grants(request):
     """
     own = policy.own_authority(request.user)
     items = []
-    for grant in _pending_changes(request.user).order_by("created_at", "id"):
+    changes = list(_pending_changes(request.user).order_by("created_at", "id"))
+    flips = {grant.pk: shadow_flip(before=grant.supersedes, shadow=grant.shadow) for grant in changes}
+    # A promotion or demotion of a person's grant shows its evidence (three queries for them all).
+    evidence = ai_grant_evidence_many([(grant.subject_user, grant.kind) for grant in changes
+                                       if flips[grant.pk] and grant.subject_user_id])
+    for grant in changes:
         items.append({
             "grant": grant,
             "diff": reports.grant_diff(grant.supersedes, grant),
             "is_maker": grant.granted_by_id == request.user.pk,
             "confirm": policy.may_confirm(request.user, grant, own=own),
             "reject": policy.may_check(request.user, grant, own=own),
-            "why_pending": needs_confirmation(grant.kind, grant),
+            "flip": flips[grant.pk],
+            "why_pending": needs_confirmation(grant.kind, grant, flip=flips[grant.pk]),
+            "evidence": evidence.get((grant.subject_user_id, grant.kind_id)) if flips[grant.pk] else None,
         })
     return render(request, "authority/pending.html", {"items": items, "form": NoteForm(),
                                                       "tz": current_organisation().tz})

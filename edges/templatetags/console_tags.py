@@ -63,6 +63,8 @@ def diff_value(row: dict, side: str, kind) -> str:
         return qty(value, kind, row.get(f"{side}_currency", ""))
     if name in ("scope_categories", "scope_tiers"):
         return ", ".join(str(v).replace("_", " ") for v in value) if value else "all"
+    if name == "shadow":
+        return "—" if value is None else "shadow (log only)" if value else "live"
     if name in ("valid_from", "valid_until"):
         if value is None:
             return "now" if name == "valid_from" else "open-ended"

@@ -421,8 +421,9 @@ def test_refusal_and_permission_say_how_much_is_left_and_when_it_resets(alice, m
         pytest.param(True, None, "1200", True, "one-off", id="covers-an-over-limit-amount-on-its-case"),
         pytest.param(False, None, "1200", False, "person", id="does-not-cover-another-case"),
         pytest.param(True, None, "1200.01", False, "person", id="does-not-cover-more-than-approved"),
-        pytest.param(True, "700", "500", True, "one-off", id="covers-what-is-left-of-it"),
-        pytest.param(True, "700", "500.01", False, "person", id="does-not-cover-more-than-is-left"),
+        # An approval covers exactly what was approved, once (issue 12: action-bound approvals).
+        pytest.param(True, None, "1199.99", False, "person", id="does-not-cover-less-than-approved"),
+        pytest.param(True, "1200", "1200", False, "person", id="does-not-cover-twice"),
     ],
 )
 def test_a_one_off_grant_adds_headroom_on_its_own_case_only(
@@ -440,7 +441,7 @@ def test_a_one_off_grant_adds_headroom_on_its_own_case_only(
     target = case if on_own_case else loaded_case(CaseFactory(owner=alice, team=retention))
     # when alice asks on the case
     verdict = ask(alice, target, amount)
-    # then the one-off speaks only on its case and only for what is left of it
+    # then the one-off speaks only on its case and only for exactly what it approved, once
     assert verdict.allowed is allowed, verdict.reasons
     assert verdict.level == level
     assert verdict.via_one_off == (one_off.pk if level == "one-off" else None)

@@ -16,8 +16,9 @@ from django.utils import timezone
 from authority.models import AuthorityRequest, Delegation, Grant, GrantStatus, ReviewFlag
 from authority.services import authority_request_open, decision_execute
 from h2h_core.audit.checkpoint import audit_checkpoint_create, generate_signing_key
+from h2h_core.hand_offs import case_hand_off
 from h2h_core.models import AuditEvent, CaseStatus, ChainVerification, Role
-from tests.factories import CaseFactory, GrantFactory, kind, role, successful_audit_events
+from tests.factories import CaseFactory, GrantFactory, ai_agent, kind, role, successful_audit_events
 
 from .factories import ReviewFlagFactory
 from .walk import PERSONAS, fill, patterns
@@ -67,7 +68,9 @@ EXPECTED = {
     "cases:resolve": SIGNED_IN_POST,
     "cases:reopen": SIGNED_IN_POST,
     "cases:check": page(agent=400, manager=400, auditor=400, superuser=400),  # asked without a kind
+    "cases:reverse": SIGNED_IN_POST,  # a decision's reversal (managers of the case's team)
     "cases:presence": SIGNED_IN_POST,  # the case page's heartbeat
+    "cases:hand-off-pick-up": SIGNED_IN_POST,  # the receiver of an AI agent's hand-off picks it up
     "cases:rate": same(200),  # the customer's signed link: no login
     "customers:detail": SIGNED_IN,  # 404 to whoever sees none of the customer's cases
     "customers:note_add": SIGNED_IN_POST,
@@ -88,6 +91,17 @@ EXPECTED = {
     "authority:delegation_revoke": MANAGER_POST,
     "authority:what_if": MANAGER_PAGE,
     "authority:dashboard": MANAGER_PAGE,
+    "authority:hand_offs": MANAGER_PAGE,
+    "authority:ai_agents": MANAGER_PAGE,
+    "authority:ai_agent_new": MANAGER_PAGE,
+    "authority:ai_agent": MANAGER_PAGE,
+    "authority:ai_agent_suspend": MANAGER_POST,
+    "authority:ai_agent_reinstate": MANAGER_POST,
+    "authority:ai_agent_token": MANAGER_POST,
+    "authority:ai_agent_hand_off_cases": MANAGER_POST,
+    "authority:ai_vs_human": MANAGER_PAGE,
+    "authority:shadow": MANAGER_PAGE,
+    "authority:ai_vs_human_csv": MANAGER_PAGE,
     # the auditor console
     "audit:log": AUDITOR_PAGE,
     "audit:decisions": AUDITOR_PAGE,
@@ -106,6 +120,8 @@ EXPECTED = {
     "audit:export_download": page(agent=403, manager=403, superuser=404),  # the requester's own file only
     "audit:review": AUDITOR_PAGE,
     "audit:flags": AUDITOR_PAGE,
+    "audit:ai_vs_human": AUDITOR_PAGE,
+    "audit:ai_vs_human_csv": AUDITOR_PAGE,
     # the REST API (lists are filtered per user; writes are POST)
     "api:token": API_POST,  # POST to get one (no login), DELETE to revoke the one in use
     "api:auth-token-list": API,  # one's own tokens
@@ -121,7 +137,17 @@ EXPECTED = {
     "api:case-handover": API_POST,
     "api:case-resolve": API_POST,
     "api:decision-list": API,
+    "api:hand-off-list": API,
+    "api:hand-off-detail": API,
+    "api:hand-off-pick-up": API_POST,
     "api:decision-detail": API,
+    "api:decision-reverse": API_POST,
+    # the AI agent's tools: only an AI agent's token opens them
+    "api:ai-me": {**API, "agent": 403, "manager": 403, "auditor": 403, "superuser": 403},
+    "api:ai-take": {**API_POST, "agent": 403, "manager": 403, "auditor": 403, "superuser": 403},
+    "api:ai-check": {**API_POST, "agent": 403, "manager": 403, "auditor": 403, "superuser": 403},
+    "api:ai-decide": {**API_POST, "agent": 403, "manager": 403, "auditor": 403, "superuser": 403},
+    "api:ai-hand-off": {**API_POST, "agent": 403, "manager": 403, "auditor": 403, "superuser": 403},
     "api:authority-request-list": API,
     "api:authority-request-detail": API,
     "api:authority-request-approve": API_POST,
@@ -228,9 +254,17 @@ def world(cast, settings, tmp_path):
     for name in ("authority:grant_edit", "authority:grant_end", "audit:grant", "api:grant-detail", "api:grant-change",
                  "api:grant-end"):
         values[f"{name}:pk"] = grant.pk
-    for name in ("audit:decision", "audit:flag", "api:decision-detail"):
+    for name in ("audit:decision", "audit:flag", "api:decision-detail", "api:decision-reverse"):
         values[f"{name}:pk"] = decision.pk
+    values["cases:reverse:pk"], values["cases:reverse:decision_id"] = decision.case_id, decision.pk
     values["authority:delegation_revoke:pk"] = delegation.pk
+    robot = ai_agent(cast["retention"], "ai-walk")
+    for name in ("ai_agent", "ai_agent_suspend", "ai_agent_reinstate", "ai_agent_token", "ai_agent_hand_off_cases"):
+        values[f"authority:{name}:pk"] = robot.pk
+    hand_off = case_hand_off(actor=robot.user, case=CaseFactory(owner=robot.user, team=cast["retention"]),
+                             to_user=alice, reason="asked", reason_text="The customer asked for a person.")
+    values["cases:hand-off-pick-up:pk"], values["cases:hand-off-pick-up:hand_off_id"] = hand_off.case_id, hand_off.pk
+    values["api:hand-off-detail:pk"] = values["api:hand-off-pick-up:pk"] = hand_off.pk
     values["customers:detail:pk"] = values["customers:note_add:pk"] = case.customer_id
     values["api:audit-verification-detail:pk"] = ChainVerification.objects.create(requested_at=timezone.now()).pk
     values["audit:export_download:pk"] = _ready_export(cast["audrey"], settings, tmp_path).pk

@@ -17,8 +17,9 @@ from django.utils import timezone
 from authority.models import Delegation, Grant, GrantStatus
 from authority.services import authority_request_open, decision_execute
 from h2h_core.audit.checkpoint import audit_checkpoint_create, generate_signing_key
+from h2h_core.hand_offs import case_hand_off
 from h2h_core.models import CaseStatus, Role
-from tests.factories import CaseFactory, GrantFactory, kind, role
+from tests.factories import CaseFactory, GrantFactory, ai_agent, kind, role
 
 from .walk import fill, patterns
 
@@ -55,6 +56,14 @@ def desk(cast, settings, tmp_path):
     for name in ("authority:grant_edit", "authority:grant_end", "audit:grant"):
         values[f"{name}:pk"] = grant.pk
     values["audit:decision:pk"] = decision.pk
+    values["cases:reverse:pk"], values["cases:reverse:decision_id"] = decision.case_id, decision.pk
+    # an AI agent (its console pages and forms), and a case it handed to alice (her pick-up form)
+    robot = ai_agent(retention, "ai-walk")
+    for name in ("ai_agent", "ai_agent_suspend", "ai_agent_reinstate", "ai_agent_token", "ai_agent_hand_off_cases"):
+        values[f"authority:{name}:pk"] = robot.pk
+    hand_off = case_hand_off(actor=robot.user, case=CaseFactory(owner=robot.user, team=retention),
+                             to_user=alice, reason="asked", reason_text="The customer asked for a person.")
+    values["cases:hand-off-pick-up:pk"], values["cases:hand-off-pick-up:hand_off_id"] = hand_off.case_id, hand_off.pk
     return {"owned": owned, "queued": queued, "resolved": resolved, "values": values, "alice": alice}
 
 

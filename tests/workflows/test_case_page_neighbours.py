@@ -20,7 +20,7 @@ from tests.factories import (
     team_manager,
 )
 
-CASE_PAGE_QUERIES = 31  # as in test_workspace_pages
+CASE_PAGE_QUERIES = 33  # as in test_workspace_pages
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from authority.errors import AuthorityDenied
 from authority.models import AuthorityRequest, Grant
 from authority.services import decision_execute
 from h2h_core.models import Case, Role
@@ -225,16 +226,18 @@ def test_the_callout_disappears_after_execution(client, alice, approved):
     assert "Approved — execute now" not in page
 
 
-def test_the_callout_prefills_what_is_left_after_a_partial_execution(client, alice, approved):
-    # given alice executed 700 of the approved 1,200 (beyond her own 500, so through the one-off grant)
-    decision_execute(actor=alice, case=Case.objects.get(pk=approved.case_id), kind=kind("refund"), amount="700",
-                     currency="EUR", rationale="First part")
-    # then what is left of the grant is offered
+def test_the_callout_keeps_the_exact_amount_after_a_partial_execution_is_refused(client, alice, approved):
+    # given alice tried to execute 700 of the approved 1,200 (beyond her own 500): an approval covers
+    # exactly its amount, so that was refused (issue 12: action-bound approvals)
+    with pytest.raises(AuthorityDenied):
+        decision_execute(actor=alice, case=Case.objects.get(pk=approved.case_id), kind=kind("refund"),
+                         amount="700", currency="EUR", rationale="First part")
+    # then the callout still offers exactly the amount approved
     client.force_login(alice)
     response = client.get(reverse("cases:detail", args=[approved.case_id]))
     [item] = response.context["approved_to_execute"]
-    assert item["left"] == Decimal("500")
-    assert "refund of 500.00 EUR" in response.content.decode()
+    assert item["left"] == Decimal("1200") and item["amount"] == "1200"
+    assert "refund of 1,200.00 EUR" in response.content.decode()
 
 
 def test_the_callout_disappears_after_the_one_off_grant_expires(client, alice, approved):

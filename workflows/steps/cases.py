@@ -15,10 +15,12 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from authority.services import one_off_grants_void
 from h2h_core import services as case_services
 from h2h_core.access import may_act_on_view
 from h2h_core.audit.refusals import audits_refusals, case_of
 from h2h_core.errors import NotAllowed, NotCaseOwner
+from h2h_core.hand_offs import hand_off_pick_up, may_claim_handed_off, pending_hand_off
 from h2h_core.lock_objects import case_qs_select_for_update
 from h2h_core.mail import mail_queue
 from h2h_core.models import Case, Customer
@@ -86,7 +88,12 @@ def case_flow_claim(*, actor, case: Case, seen_version: str | None = None) -> Ca
         if own is not None:
             refuse_unless(activation_of(own).assign, actor,
                           NotAllowed(f"Only an agent of the case's team may claim {case.reference}."))
+        may_claim_handed_off(actor, case).require()
+        # Before the claim's own write: the grants' locks come before the audit head (the one lock order).
+        _void_approvals(actor=actor, case=case, reason=f"{case.reference} was claimed by {actor.get_username()}")
         case = case_services.case_claim(actor=actor, case=case)
+        if (waiting := pending_hand_off(case)) is not None:  # an AI agent's hand-off waited in the queue
+            hand_off_pick_up(actor=actor, hand_off=waiting)
         if process:
             catch_up(process, case)
     return case
@@ -102,6 +109,8 @@ def case_flow_handover(*, actor, case: Case, to_user, note: str, seen_version: s
             refuse_unless(activation_of(own).reassign, actor,
                           NotCaseOwner(f"Only the owner of {case.reference} or a manager of its team may "
                                        "hand it over."))
+        _void_approvals(actor=actor, case=case,
+                        reason=f"{case.reference} was handed over to {getattr(to_user, 'username', to_user)}")
         case = case_services.case_handover(actor=actor, case=case, to_user=to_user, note=note)
         if process:
             catch_up(process, case)
@@ -131,14 +140,25 @@ def case_flow_reopen(*, actor, case: Case, reason: str, seen_version: str | None
         process = current_process(case)
         if process is None:  # closed: its run has ended; a new one starts at ownership
             _require_fresh_view(case, seen_version)
+            _void_approvals(actor=actor, case=case, reason=f"{case.reference} was reopened")
             case = case_services.case_reopen(actor=actor, case=case, reason=reason)
             case_flow_adopt(case=case)
             return case
         with process_locked(CaseFlow, process.pk):
             _require_fresh_view(case, seen_version)
+            _void_approvals(actor=actor, case=case, reason=f"{case.reference} was reopened")
             case = case_services.case_reopen(actor=actor, case=case, reason=reason)
             catch_up(process, case)
     return case
+
+
+def _void_approvals(*, actor, case: Case, reason: str) -> None:
+    """Void the case's one-off grants before a step changes its owner or reopens it.
+
+    Called before the case service, in the step's transaction: the void locks the case, then the
+    grants, then the audit head, the one lock order; a refused step rolls the void back with it.
+    """
+    one_off_grants_void(actor=actor, case=case, reason=reason)
 
 
 def case_flow_rate(*, case: Case, rating: int) -> Case:

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from viewflow.workflow.status import PROCESS
 
@@ -21,10 +23,11 @@ from authority.models import AuthorityRequest, RequestStatus
 from authority.quantities import format_quantity
 from authority.services import authority_request_approve, authority_request_open, authority_request_reject
 from authority.services.requests import request_snapshot
-from h2h_core.access import may_act_on_view
+from h2h_core.access import is_ai_agent, may_act_on_view
 from h2h_core.audit import audit_record
 from h2h_core.audit.refusals import audits_refusals, case_of, request_of
 from h2h_core.lock_objects import case_qs_select_for_update
+from h2h_core.mail import mail_queue
 from h2h_core.models import Case, CaseEvent
 from h2h_core.transactions import service_atomic
 
@@ -57,6 +60,7 @@ def authority_request_flow_approve(*, actor, request: AuthorityRequest, note: st
     with _request_step(request) as process:
         request = authority_request_approve(actor=actor, request=request, note=note)
         _end_approval_wait(process)
+        _mail_requester(request, actor=actor)
     return request
 
 
@@ -66,6 +70,7 @@ def authority_request_flow_reject(*, actor, request: AuthorityRequest, note: str
     with _request_step(request) as process:
         request = authority_request_reject(actor=actor, request=request, note=note)
         _end_approval_wait(process)
+        _mail_requester(request, actor=actor)
     return request
 
 
@@ -95,6 +100,36 @@ def _end_approval_wait(process: RequestProcess | None) -> None:
             activation = activation_of(task)
             activation.start()
             activation.execute()
+
+
+def _mail_requester(request: AuthorityRequest, *, actor) -> None:
+    """Queue the approval or rejection to the requester, in the deciding transaction (sent by a job after it commits).
+
+    Only a person is written to (an AI agent reads the API), and only one with an email address.
+    """
+    requester = User.objects.filter(pk=request.requester_id).first()
+    if requester is None or not requester.email or is_ai_agent(requester):
+        return
+    case = request.case  # loaded with the request under its lock
+    asked = format_quantity(request.amount, unit=request.kind.unit, currency=request.currency)
+    what = f"{request.kind.name.lower()} of {asked} on {case.reference} ({case.subject})"
+    link = getattr(settings, "H2H_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/") + reverse(
+        "cases:detail", args=[case.pk])
+    note = request.decision_note or "(no note)"
+    by = actor.get_username()
+    if request.status == RequestStatus.APPROVED:
+        verb = "approved"
+        grant = request.one_off_grant
+        until = f" until {grant.valid_until:%d %b %Y %H:%M} UTC" if grant and grant.valid_until else ""
+        then = (f"The approval covers exactly this amount on this case while you own it{until}; it becomes void "
+                f"if the case is handed over or reopened. Execute it from the case:\n{link}\n")
+    else:
+        verb = "rejected"
+        then = f"The case:\n{link}\n"
+    body = (f"Hello {requester.get_full_name() or requester.get_username()},\n\n{by} {verb} your request: {what}.\n\n"
+            f"{by}'s note: {note}\n\n{then}")
+    mail_queue(subject=f"{case.reference}: your {request.kind.name.lower()} request for {asked} was {verb}",
+               body=body, recipients=[requester.email], purpose=f"request_{verb}", case=case)
 
 
 def request_flow_start(*, request: AuthorityRequest) -> RequestProcess | None:

@@ -29,6 +29,14 @@ class DecisionOut(OnCaseOut):
     rationale = serializers.CharField()
     executed_at = serializers.DateTimeField()
     verdict = VerdictOut()
+    reversed_at = serializers.DateTimeField(
+        allow_null=True, help_text="When a manager reversed it; the usage it consumed stays consumed.")
+    reversed_by = serializers.CharField(source="reversed_by.username", allow_null=True, default=None)
+    reversal_reason = serializers.CharField(allow_blank=True)
+
+
+class ReverseIn(serializers.Serializer):
+    reason = text_field(help_text="Why the decision is reversed: part of the record.")
 
 
 class DecisionQuery(serializers.Serializer):

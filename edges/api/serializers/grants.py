@@ -28,6 +28,11 @@ class GrantTermsIn(serializers.Serializer):
     valid_from = serializers.DateTimeField(required=False, allow_null=True, default=None,
                                            help_text="Default: now. With a time zone.")
     valid_until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    shadow = serializers.BooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="Shadow (log only): decisions under the grant are recorded as what they would have been, never "
+                  "executed, and consume no usage. Permits only. A new grant is live unless true; a change keeps the "
+                  "grant's mode unless given. Moving between shadow and live always waits for a second manager.")
     reason = text_field(help_text="Why this authority is given or changed.")
 
 
@@ -69,6 +74,7 @@ class GrantOut(serializers.Serializer):
     case = serializers.IntegerField(source="case_id", allow_null=True, help_text="Set on one-off grants.")
     kind = serializers.CharField(source="kind.code")
     effect = serializers.CharField()
+    shadow = serializers.BooleanField(help_text="Shadow (log only): evaluated and recorded, never executed.")
     per_case_limit = AmountField(amount_attr="per_case_limit", currency_attr="currency")
     period_limit = AmountField(amount_attr="period_limit", currency_attr="currency")
     period = serializers.CharField()

@@ -21,7 +21,8 @@ class RequestIn(serializers.Serializer):
 class RequestOut(OnCaseOut):
     requester = serializers.CharField(source="requester.username")
     justification = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.CharField(help_text="open, approved, rejected, expired, withdrawn, or voided: approved, "
+                                             "then the case changed (handed over, reopened); see void_reason.")
     pool = serializers.ListField(child=serializers.IntegerField(), help_text="User ids who may decide it.")
     pool_is_fallback = serializers.BooleanField()
     created_at = serializers.DateTimeField()
@@ -30,7 +31,13 @@ class RequestOut(OnCaseOut):
     decided_at = serializers.DateTimeField(allow_null=True)
     decision_note = serializers.CharField(allow_blank=True)
     one_off_grant = serializers.IntegerField(source="one_off_grant_id", allow_null=True)
+    void_reason = serializers.SerializerMethodField(help_text="Why an approval became void; empty otherwise.")
     verdict = VerdictOut(help_text="The requester's verdict when asking: how far over the limit.")
+
+    def get_void_reason(self, request) -> str:
+        if request.status != RequestStatus.VOIDED or request.one_off_grant is None:
+            return ""
+        return request.one_off_grant.void_reason
 
 
 class RequestQuery(serializers.Serializer):

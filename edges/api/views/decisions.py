@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from authority import policy, reports
 from authority.models import AuthorityKind, Decision
-from authority.services import decision_execute
+from authority.services import decision_execute, decision_reverse
 from edges.api.idempotency import KEY_PARAMETER, idempotent
 from edges.api.serializers.common import ErrorSerializer
-from edges.api.serializers.decisions import DecisionIn, DecisionOut, DecisionQuery
+from edges.api.serializers.decisions import DecisionIn, DecisionOut, DecisionQuery, ReverseIn
 from edges.api.serializers.verdicts import CheckIn, KindOut, VerdictOut
 
 from .base import ApiMixin, ResourceViewSet, body, username_or_me, visible_case
 
-RELATED = ("case", "agent", "kind")
+RELATED = ("case", "agent", "kind", "reversed_by")
 
 
 class KindList(ApiMixin, APIView):
@@ -85,3 +86,17 @@ class DecisionViewSet(ResourceViewSet):
                                     currency=data["currency"] or None, rationale=data["rationale"],
                                     idempotency_key=idempotency_key)
         return self.created(decision)
+
+    @extend_schema(
+        request=ReverseIn,
+        responses={200: DecisionOut,
+                   403: OpenApiResponse(ErrorSerializer, description=(
+                       "Refused (`not_allowed`): only a manager of the case's team, not the decider, reverses.")),
+                   409: OpenApiResponse(ErrorSerializer, description="Already reversed (`already_decided`).")},
+        summary="Reverse a decision (managers of the case's team): the usage it consumed stays consumed",
+    )
+    @action(detail=True, methods=["post"])
+    def reverse(self, request, pk=None):
+        decision = self.get_object()
+        data = body(ReverseIn, request)
+        return self.render(decision_reverse(actor=request.user, decision=decision, reason=data["reason"]))

@@ -88,7 +88,7 @@ class GrantViewSet(ResourceViewSet):
             "role": role_named(data["subject_role"]) if data.get("subject_role") else None,
         }
         grant = grant_create(actor=request.user, kind=data["kind"], terms=terms_of(data), reason=data["reason"],
-                             idempotency_key=idempotency_key, **subject)
+                             idempotency_key=idempotency_key, shadow=bool(data["shadow"]), **subject)
         return self.created(grant)
 
     @extend_schema(request=GrantTermsIn, responses={201: GrantOut}, parameters=[KEY_PARAMETER],
@@ -99,7 +99,7 @@ class GrantViewSet(ResourceViewSet):
         grant = self.get_object()
         data = body(GrantTermsIn, request)
         new = grant_change(actor=request.user, grant=grant, terms=terms_of(data), reason=data["reason"],
-                           idempotency_key=idempotency_key)
+                           idempotency_key=idempotency_key, shadow=data["shadow"])
         return self.render(new, code=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: GrantOut},

@@ -13,7 +13,7 @@ from workflows import services as flow_steps
 
 from .base import ResourceViewSet, body, visible_case
 
-RELATED = ("case", "requester", "kind", "decided_by")
+RELATED = ("case", "requester", "kind", "decided_by", "one_off_grant")
 
 
 @extend_schema_view(
