@@ -36,9 +36,10 @@ def many_decisions(cast):
         values = ", ".join(f"({c.pk}, {c.owner_id}, {g.pk})" for c, g in zip(cases, grants, strict=True))
         cursor.execute(f"""
             INSERT INTO authority_decision (case_id, agent_id, kind_id, amount, currency, counted_amount,
-                counted_currency, grant_id, verdict, rationale, payload_fingerprint, executed_at)
+                counted_currency, grant_id, verdict, rationale, payload_fingerprint, executed_at,
+                by_ai_agent, ai_model, ai_model_version, reversal_reason)
             SELECT p.case_id, p.agent_id, {kind_id}, (n % 900) + 10, 'EUR', (n % 900) + 10, 'EUR', p.grant_id,
-                   '{{}}'::jsonb, 'bulk', '', now() - make_interval(secs => n * 7)
+                   '{{}}'::jsonb, 'bulk', '', now() - make_interval(secs => n * 7), false, '', '', ''
             FROM generate_series(1, {ROWS}) AS n
             JOIN (VALUES {values}) AS p(case_id, agent_id, grant_id) ON true
             WHERE (n % 4) = (p.case_id % 4)

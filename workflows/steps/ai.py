@@ -33,6 +33,7 @@ from authority.selectors import has_shadow_authority
 from authority.services import decision_execute
 from authority.services.shadow import shadow_decision_record
 from h2h_core.errors import IdempotencyConflict, NotAllowed
+from h2h_core.hand_offs import may_hand_off
 from h2h_core.models import AiAgent, Case, HandOff, HandOffReason
 from h2h_core.services import idempotency_key_validate
 
@@ -97,6 +98,8 @@ def ai_case_take(*, actor, case: Case, idempotency_key: str | None = None, trans
         return AiOutcome(outcome="owned", case=case)
     routing = ai_may_own(ai, case)
     if not routing:
+        if not may_hand_off(actor, case):  # not in its queue: not its to own, nor to pass on
+            raise NotAllowed(f"{routing.reason} {case.reference} is not in {actor.get_username()}'s queue either.")
         hand_off = case_flow_hand_off(actor=actor, case=case, reason=HandOffReason.OUTSIDE_ROUTING,
                                       reason_text=routing.reason, summary=summary, transcript=transcript,
                                       idempotency_key=key)
