@@ -1,5 +1,6 @@
 """`manage.py seed_demo`: a believable organisation, built through the services, exactly once."""
 
+from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 
@@ -22,7 +23,8 @@ from authority.models import (
     ShadowDecision,
     UsageCounter,
 )
-from edges.demo.seed import build_plan
+from edges.demo.cast import HISTORY_DAYS
+from edges.demo.seed import GRANTS_LEAD_DAYS, SIMULATED_DAYS, build_plan
 from h2h_core.models import (
     AiAgent,
     AuditEvent,
@@ -61,9 +63,10 @@ def state() -> dict:
     }
 
 
-def seed() -> str:
+def seed(history_cases: int = 0) -> str:
+    """Seed at the test scale; without simulated history unless asked (the story's figures stay exact)."""
     out = StringIO()
-    call_command("seed_demo", scale=TEST_SCALE, stdout=out)
+    call_command("seed_demo", scale=TEST_SCALE, history_cases=history_cases, stdout=out)
     return out.getvalue()
 
 
@@ -169,6 +172,32 @@ def test_seed_demo_builds_the_organisation_once_and_tells_the_story():
     # when it runs again
     second = seed()
 
+    # then nothing changed, not even the audit log
+    assert "already seeded" in second
+    assert state() == seeded
+
+@pytest.mark.django_db
+def test_seed_demo_simulates_months_of_history_before_its_own_once():
+    # when the demo is seeded on an empty database with 60 simulated cases
+    now = timezone.now()
+    first = seed(history_cases=60)
+
+    # then the simulated cases came first, over the three months before the demo's own history
+    assert "60 simulated cases" in first
+    simulated = Case.objects.filter(idempotency_key__startswith="sim:")
+    assert simulated.count() == 60
+    demo_history_starts = now - timedelta(days=HISTORY_DAYS + GRANTS_LEAD_DAYS)
+    oldest, newest = min(c.opened_at for c in simulated), max(c.opened_at for c in simulated)
+    assert demo_history_starts - timedelta(days=SIMULATED_DAYS + 2) < oldest
+    assert newest < demo_history_starts and newest - oldest > timedelta(days=60)
+    assert Decision.objects.filter(case__in=simulated).exists()
+    # and the story is all there after it, on one intact chain
+    assert Case.objects.filter(owner__username="alice", status=CaseStatus.OWNED).count() >= 3
+    call_command("verify_audit", quiet=True)
+
+    # when it runs again
+    seeded = state()
+    second = seed(history_cases=60)
     # then nothing changed, not even the audit log
     assert "already seeded" in second
     assert state() == seeded

@@ -126,6 +126,16 @@ class AiVsHuman:
         return [(label, ai[value], human[value]) for value, label in CaseCategory.choices]
 
 
+def resolved_by_ai_agent(owner: str = "owner_id") -> Exists:
+    """Whether a resolved case counts as resolved by an AI agent: the one rule every report uses.
+
+    The case's owner is an AI agent. The owner stays on a resolved case, and a reopened case is resolved
+    again by whoever owns it then, so this is the owner at (the last) resolution; a case an AI agent handed
+    to a person is that person's. `owner`: the path to the owner's key from the case being counted.
+    """
+    return Exists(AiAgent.objects.filter(user_id=OuterRef(owner)))
+
+
 def _duration(end: str, start: str) -> ExpressionWrapper:
     return ExpressionWrapper(F(end) - F(start), output_field=DurationField())
 
@@ -216,7 +226,7 @@ def ai_vs_human(*, teams: Iterable[Team] | None = None, since: datetime | None =
     ai_owned = Q(ai_owned=True)
     for entry in (of_teams(Case.objects.filter(resolved_at__gte=since, resolved_at__lt=until, rating__isnull=False),
                            "team_id")
-                  .alias(ai_owned=Exists(AiAgent.objects.filter(user_id=OuterRef("owner_id"))))
+                  .alias(ai_owned=resolved_by_ai_agent())
                   .values("category")
                   .annotate(ai=Count("pk", filter=ai_owned), ai_mean=Avg("rating", filter=ai_owned),
                             human=Count("pk", filter=~ai_owned), human_mean=Avg("rating", filter=~ai_owned))
@@ -278,5 +288,5 @@ def csv_rows(report: AiVsHuman) -> list[list]:
 
 __all__ = [
     "AGENT_KINDS", "AI", "CSV_COLUMNS", "DEFAULT_DAYS", "HUMAN", "AiVsHuman", "Figures", "Row", "ai_vs_human",
-    "csv_rows",
+    "csv_rows", "resolved_by_ai_agent",
 ]

@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from edges.api.errors import not_found_json
 from edges.api.schema import SwaggerUI
-from edges.api.views import ai, audit, auth, cases, decisions, grants, hand_offs, requests
+from edges.api.views import ai, audit, auth, cases, decisions, findings, grants, hand_offs, requests
 
 router = SimpleRouter()
 router.register("cases", cases.CaseViewSet, basename="case")
@@ -26,6 +26,7 @@ v1 = [
     path("authority-check/", decisions.AuthorityCheck.as_view(), name="authority-check"),
     path("audit-verify/", audit.AuditVerify.as_view(), name="audit-verify"),
     path("audit-verifications/<int:pk>/", audit.AuditVerificationDetail.as_view(), name="audit-verification-detail"),
+    path("findings/", findings.FindingsView.as_view(), name="findings"),
     # The tools of an AI agent (edges.api.views.ai)
     path("ai/me/", ai.Me.as_view(), name="ai-me"),
     path("ai/take/", ai.Take.as_view(), name="ai-take"),

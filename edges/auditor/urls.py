@@ -1,6 +1,6 @@
 from django.urls import path
 
-from edges.auditor import ai_vs_human, export_views, views
+from edges.auditor import ai_vs_human, export_views, findings, outcomes, views
 
 urlpatterns = [
     path("", views.audit_log, name="log"),
@@ -22,4 +22,9 @@ urlpatterns = [
     path("review/flags/", views.flags, name="flags"),
     path("ai-vs-human/", ai_vs_human.ai_vs_human, name="ai_vs_human"),
     path("ai-vs-human.csv", ai_vs_human.ai_vs_human_csv, name="ai_vs_human_csv"),
+    path("findings/", findings.findings_page, name="findings"),
+    path("findings/flag/", findings.flag_finding, name="findings_flag"),
+    path("findings.csv", findings.findings_csv, name="findings_csv"),
+    path("outcomes/", outcomes.outcomes, name="outcomes"),
+    path("outcomes.csv", outcomes.outcomes_csv, name="outcomes_csv"),
 ]

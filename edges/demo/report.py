@@ -20,6 +20,7 @@ SUMMARY_LABELS = (
     ("AI agents", "AI agent", "AI agents"), ("AI decisions", "AI decision", "AI decisions"),
     ("AI hand-offs", "hand-off to a person", "hand-offs to a person"),
     ("skipped", "step skipped by the rules", "steps skipped by the rules"),
+    ("simulated cases", "simulated case", "simulated cases"),
 )
 
 

@@ -59,6 +59,7 @@ from edges.demo.cast import (
     PEOPLE,
     RATE_CURRENCIES,
     RATE_WEEKS,
+    SEED,
     TEAMS,
     GrantPlan,
     _rate_on,
@@ -94,6 +95,9 @@ User = get_user_model()
 GRANTS_LEAD_DAYS = 14
 GRANT_CHANGE_AFTER_DAYS = 50
 TEMPORARY_RAISE_AGE_DAYS = 5
+# Simulated history before the demo's own: three months, a few cases a day (edges.demo.simulation).
+SIMULATED_DAYS = 90
+SIMULATED_CASES = 450
 
 # --- applying the plan -----------------------------------------------------------------------
 
@@ -435,14 +439,19 @@ class _Seeder:
         self.report.created["decisions"] += 1
 
 
-def seed_demo(*, scale: float = 1.0, now: datetime | None = None) -> SeedReport:
+def seed_demo(*, scale: float = 1.0, now: datetime | None = None, history_cases: int | None = None) -> SeedReport:
     """Create whatever of the demo organisation is missing, through the services; return what was made.
 
-    Runs outside any transaction: every service commits its own change and audit event.
+    Runs outside any transaction: every service commits its own change and audit event. On an empty
+    audit chain, `history_cases` cases (default SIMULATED_CASES times the scale) are first simulated
+    over the SIMULATED_DAYS before the demo's own history (edges.demo.simulation), so the reports have
+    months of outcomes to show; later runs skip it, since time on the chain never runs back.
     """
     started = time.monotonic()
     first_event = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     now = now or timezone.now()
+    simulated = _simulate_history(now=now, cases=round(SIMULATED_CASES * scale) if history_cases is None
+                                  else history_cases)
     last_recorded = AuditEvent.objects.order_by("-seq").values_list("occurred_at", flat=True).first()
     clock = VirtualClock(now - timedelta(days=HISTORY_DAYS + GRANTS_LEAD_DAYS))
     if last_recorded:
@@ -456,7 +465,21 @@ def seed_demo(*, scale: float = 1.0, now: datetime | None = None) -> SeedReport:
         later = seeder.grants()
         seeder.cases(seeder.customers(), later)
     report = seeder.report
+    if simulated:
+        report.created.update(simulated["organisation_created"])
+        report.created["simulated cases"] += simulated["cases"]
     last_event = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     report.audit_events = last_event - first_event
     report.seconds = time.monotonic() - started
     return report
+
+
+def _simulate_history(*, now: datetime, cases: int) -> dict | None:
+    """Simulate the months before the demo's history, once: only while the audit chain is empty."""
+    if cases <= 0 or AuditEvent.objects.exists():
+        return None
+    from edges.demo.simulation import simulate  # it builds its cast with this module's seeder
+
+    end = now - timedelta(days=HISTORY_DAYS + GRANTS_LEAD_DAYS + 1)
+    return simulate(days=SIMULATED_DAYS, cases=cases, seed=SEED, start=end - timedelta(days=SIMULATED_DAYS),
+                    ai_share=0.2, now=now)

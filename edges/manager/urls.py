@@ -1,6 +1,17 @@
 from django.urls import path
 
-from edges.manager import ai_agents, ai_vs_human, grants, hand_offs, shadow, team, views
+from edges.manager import (
+    ai_agents,
+    ai_vs_human,
+    grants,
+    hand_offs,
+    outcomes,
+    recommendations,
+    replay,
+    shadow,
+    team,
+    views,
+)
 
 urlpatterns = [
     path("", views.my_authority, name="mine"),
@@ -11,6 +22,7 @@ urlpatterns = [
     path("pending/", views.pending_grants, name="pending"),
     path("pending/<int:pk>/confirm/", views.check_grant, {"outcome": "confirm"}, name="confirm"),
     path("pending/<int:pk>/reject/", views.check_grant, {"outcome": "reject"}, name="reject_grant"),
+    path("pending/<int:pk>/replay/", replay.grant_replay, name="grant_replay"),
     path("matrix/", grants.matrix, name="matrix"),
     path("grants/new/", grants.grant_new, name="grant_new"),
     path("grants/<int:pk>/edit/", grants.grant_edit, name="grant_edit"),
@@ -24,6 +36,10 @@ urlpatterns = [
     path("hand-offs/", hand_offs.hand_offs, name="hand_offs"),
     path("ai-vs-human/", ai_vs_human.ai_vs_human, name="ai_vs_human"),
     path("ai-vs-human.csv", ai_vs_human.ai_vs_human_csv, name="ai_vs_human_csv"),
+    path("outcomes/", outcomes.outcomes, name="outcomes"),
+    path("outcomes.csv", outcomes.outcomes_csv, name="outcomes_csv"),
+    path("recommendations/", recommendations.recommendations, name="recommendations"),
+    path("recommendations/accept/", recommendations.recommendation_accept_view, name="recommendation_accept"),
     path("ai-agents/", ai_agents.ai_agents, name="ai_agents"),
     path("ai-agents/new/", ai_agents.ai_agent_new, name="ai_agent_new"),
     path("ai-agents/<int:pk>/", ai_agents.ai_agent_detail, name="ai_agent"),

@@ -113,3 +113,38 @@ def duration_text(value) -> str:
     if hours:
         return f"{hours} h {minutes} min"
     return f"{minutes} min"
+
+
+def grouped_bar_chart(title: str, groups: list[tuple[str, list[Bar]]], *, maximum: float | None = None,
+                      description: str = "") -> SafeString:
+    """Horizontal bars in labelled groups: each group's name on a line of its own, then its bars.
+
+    For a figure split two ways (per moment that matters, then per resolution path). Groups without
+    bars are left out; every bar carries its value as text.
+    """
+    groups = [(name, bars) for name, bars in groups if bars]
+    values = [bar.value for _, bars in groups for bar in bars]
+    top = max([*values, maximum or 0, 1])
+    scale = BAR_WIDTH / top
+    lines = sum(len(bars) + 1 for _, bars in groups)
+    height = ROW * max(lines, 1) + 24
+    parts = []
+    line = 0
+    for name, bars in groups:
+        y = 8 + line * ROW
+        parts.append(f'<text x="4" y="{y + 15}" class="chart-label chart-group">{escape(name)}</text>')
+        line += 1
+        for index, bar in enumerate(bars):
+            y = 8 + line * ROW
+            width = max(bar.value * scale, 0)
+            parts.append(
+                f'<text x="{LABEL_WIDTH - 8}" y="{y + 15}" class="chart-label" text-anchor="end">'
+                f"{escape(bar.label)}</text>"
+                f'<rect x="{LABEL_WIDTH}" y="{y + 3}" width="{width:.1f}" height="16" class="bar bar-{index % 2}"/>'
+                f'<text x="{LABEL_WIDTH + width + 6:.1f}" y="{y + 15}" class="chart-value">'
+                f"{escape(bar.text)}{(' · ' + escape(bar.mark)) if bar.mark else ''}</text>"
+            )
+            line += 1
+    if not groups:
+        parts.append(f'<text x="{LABEL_WIDTH}" y="20" class="chart-value">No data in this period.</text>')
+    return _frame(title, description or title, height, "".join(parts), LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH)

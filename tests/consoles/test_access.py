@@ -82,6 +82,7 @@ EXPECTED = {
     "authority:pending": MANAGER_PAGE,
     "authority:confirm": MANAGER_POST,
     "authority:reject_grant": MANAGER_POST,
+    "authority:grant_replay": MANAGER_PAGE,  # the replay of a pending change: its checkers and its maker
     "authority:matrix": MANAGER_PAGE,
     "authority:grant_new": MANAGER_PAGE,
     "authority:grant_edit": MANAGER_PAGE,
@@ -102,6 +103,10 @@ EXPECTED = {
     "authority:ai_vs_human": MANAGER_PAGE,
     "authority:shadow": MANAGER_PAGE,
     "authority:ai_vs_human_csv": MANAGER_PAGE,
+    "authority:recommendations": MANAGER_PAGE,
+    "authority:recommendation_accept": MANAGER_POST,
+    "authority:outcomes": MANAGER_PAGE,
+    "authority:outcomes_csv": MANAGER_PAGE,
     # the auditor console
     "audit:log": AUDITOR_PAGE,
     "audit:decisions": AUDITOR_PAGE,
@@ -122,6 +127,11 @@ EXPECTED = {
     "audit:flags": AUDITOR_PAGE,
     "audit:ai_vs_human": AUDITOR_PAGE,
     "audit:ai_vs_human_csv": AUDITOR_PAGE,
+    "audit:findings": AUDITOR_PAGE,
+    "audit:findings_flag": AUDITOR_POST,
+    "audit:findings_csv": AUDITOR_PAGE,
+    "audit:outcomes": AUDITOR_PAGE,
+    "audit:outcomes_csv": AUDITOR_PAGE,
     # the REST API (lists are filtered per user; writes are POST)
     "api:token": API_POST,  # POST to get one (no login), DELETE to revoke the one in use
     "api:auth-token-list": API,  # one's own tokens
@@ -130,6 +140,7 @@ EXPECTED = {
     "api:authority-kinds": API,
     "api:authority-check": API_POST,
     "api:audit-verify": API_AUDITOR,
+    "api:findings": API_AUDITOR,
     "api:audit-verification-detail": {**API_AUDITOR, "agent": 404, "manager": 404},  # a run is 404 to others
     "api:case-list": API,
     "api:case-detail": API,
@@ -158,6 +169,7 @@ EXPECTED = {
     "api:grant-confirm": API_POST,
     "api:grant-end": API_POST,
     "api:grant-reject": API_POST,
+    "api:grant-replay": {**API, "agent": 403, "auditor": 403},  # managers who may check the pending change
     "api:audit-event-list": API_AUDITOR,
     "api:audit-event-detail": API_AUDITOR,
     "api:schema": same(200),
@@ -249,7 +261,8 @@ def world(cast, settings, tmp_path):
     for name in ("authority:approve", "authority:reject", "api:authority-request-detail",
                  "api:authority-request-approve", "api:authority-request-reject"):
         values[f"{name}:pk"] = request.pk
-    for name in ("authority:confirm", "authority:reject_grant", "api:grant-confirm", "api:grant-reject"):
+    for name in ("authority:confirm", "authority:reject_grant", "api:grant-confirm", "api:grant-reject",
+                 "authority:grant_replay", "api:grant-replay"):
         values[f"{name}:pk"] = pending.pk
     for name in ("authority:grant_edit", "authority:grant_end", "audit:grant", "api:grant-detail", "api:grant-change",
                  "api:grant-end"):

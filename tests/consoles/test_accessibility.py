@@ -71,7 +71,8 @@ def manager_pages(cast):
             reverse("authority:dashboard"), reverse("authority:grant_edit", args=[grant.pk]),
             reverse("authority:grant_end", args=[grant.pk]),
             reverse("authority:grant_new") + f"?subject=user-{cast['alice'].pk}&kind=refund&purpose=temporary",
-            reverse("authority:what_if") + "?person=alice&kind=refund&amount=700&currency=EUR&category=complaint"]
+            reverse("authority:what_if") + "?person=alice&kind=refund&amount=700&currency=EUR&category=complaint",
+            reverse("authority:outcomes")]
 
 
 def auditor_pages(decision):
@@ -79,7 +80,7 @@ def auditor_pages(decision):
             reverse("audit:grant", args=[decision.grant_id]), reverse("audit:authority_at"),
             reverse("audit:authority_at") + "?subject=person&person=alice", reverse("audit:changes"),
             reverse("audit:chain"), reverse("audit:verify"), reverse("audit:review") + "?size=5&seed=3",
-            reverse("audit:flags")]
+            reverse("audit:flags"), reverse("audit:outcomes")]
 
 
 def test_every_control_on_every_console_page_has_a_name(client, cast):

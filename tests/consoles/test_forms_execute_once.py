@@ -46,7 +46,7 @@ def desk(cast, settings, tmp_path):
                                 amount="100", currency="EUR", rationale="late delivery")
     authority_request_open(actor=alice, case=owned, kind=kind("refund"), amount="1200", currency="EUR",
                            justification="key account")
-    GrantFactory(subject_role=role(Role.AGENT), status=GrantStatus.PENDING, granted_by=cast["mike"])
+    pending = GrantFactory(subject_role=role(Role.AGENT), status=GrantStatus.PENDING, granted_by=cast["mike"])
     Delegation.objects.create(manager=maria, delegate=cast["mike"], starts_at=timezone.now(),
                               ends_at=timezone.now() + timedelta(days=3), created_at=timezone.now())
     audit_checkpoint_create()
@@ -56,6 +56,7 @@ def desk(cast, settings, tmp_path):
     for name in ("authority:grant_edit", "authority:grant_end", "audit:grant"):
         values[f"{name}:pk"] = grant.pk
     values["audit:decision:pk"] = decision.pk
+    values["authority:grant_replay:pk"] = pending.pk
     values["cases:reverse:pk"], values["cases:reverse:decision_id"] = decision.case_id, decision.pk
     # an AI agent (its console pages and forms), and a case it handed to alice (her pick-up form)
     robot = ai_agent(retention, "ai-walk")

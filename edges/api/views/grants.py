@@ -6,17 +6,20 @@ from django.contrib.auth.models import Group
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
 
 from authority import policy, selectors
-from authority.models import Grant
+from authority.models import Grant, GrantStatus
+from authority.reports.replay import grant_change_replay
 from authority.services import GrantTerms, grant_change, grant_confirm, grant_create, grant_end, grant_reject
 from edges.api import permissions
 from edges.api.idempotency import KEY_PARAMETER, idempotent
 from edges.api.serializers.grants import GrantIn, GrantOut, GrantQuery, GrantTermsIn, ReasonIn
+from edges.api.serializers.replay import ReplayOut, ReplayQuery
 from h2h_core.models import Team
 
-from .base import ResourceViewSet, body, user_named
+from .base import ResourceViewSet, body, query, user_named
 
 RELATED = ("kind", "subject_user", "subject_team", "subject_role", "granted_by", "confirmed_by")
 #: Query parameter -> lookup, for the filters that are one exact match.
@@ -115,6 +118,21 @@ class GrantViewSet(ResourceViewSet):
         grant = self.get_object()
         data = body(ReasonIn, request)
         return self.render(grant_reject(actor=request.user, grant=grant, reason=data["reason"]))
+
+    @extend_schema(request=None, responses={200: ReplayOut}, parameters=[ReplayQuery],
+                   summary="Replay a pending change over recent history: the refusals it would have allowed, the "
+                           "requests it would have avoided, the decisions it would have refused")
+    @action(detail=True, methods=["get"])
+    def replay(self, request, pk=None):
+        grant = self.get_object()
+        if grant.status != GrantStatus.PENDING:
+            raise ValidationError({"grant": ["Only a pending grant change can be replayed."]})
+        if grant.granted_by_id != request.user.pk:
+            permission = policy.may_check(request.user, grant)
+            if not permission:
+                raise PermissionDenied(permission.reason)
+        days = query(ReplayQuery, request)["days"]
+        return Response(ReplayOut(grant_change_replay(pending=grant, days=days)).data)
 
     @extend_schema(request=ReasonIn, responses={200: GrantOut}, summary="End a grant now")
     @action(detail=True, methods=["post"])
