@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from edges.demo.simulation import simulate
 from edges.demo.simulation_report import format_report
@@ -37,5 +38,9 @@ class Command(BaseCommand):
             report = simulate(days=days, cases=cases, seed=seed, start=start, ai_share=ai_share)
         except ValueError as error:
             raise CommandError(str(error)) from error
+        # Fresh statistics for what was just written: without them the analytics pages' plans (and
+        # PostgreSQL's JIT) are priced for empty tables (docs/performance.md, "Outcomes").
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
         self.stdout.write(format_report(report))
         return None
