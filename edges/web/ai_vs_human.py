@@ -12,17 +12,15 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
 from authority.reports.ai_vs_human import AI, CSV_COLUMNS, DEFAULT_DAYS, HUMAN, AiVsHuman, ai_vs_human, csv_rows
 from edges.web import charts
-from edges.web.csv_cells import csv_lines
-from h2h_core.audit import audit_record
+from edges.web.report_exports import audited_csv, report_filters
 from h2h_core.organisation import current_organisation
 
 DAY_CHOICES = (7, 30, 90, 365)
@@ -107,18 +105,7 @@ def ai_vs_human_csv(request, *, scope: Scope) -> HttpResponse:
         messages.error(request, "Correct the filters before exporting.")
         return redirect(reverse(scope.page_url) + "?" + request.GET.urlencode())
     report = _report(form, scope)
-    team = form.cleaned_data.get("team")
-    filters = {
-        "team": team.pk if team is not None else ("every case" if scope.every_case else "all my teams"),
-        "days": form.cleaned_data.get("days") or DEFAULT_DAYS,
-        "since": report.since, "until": report.until,
-    }
-    with transaction.atomic(durable=True):
-        audit_record(actor=request.user, action="audit.exported", object_type="export", object_id=DATASET,
-                     after={"dataset": DATASET, "format": "csv", "filters": filters})
-    response = StreamingHttpResponse(csv_lines([name for name, _ in CSV_COLUMNS], csv_rows(report)),
-                                     content_type="text/csv; charset=utf-8")
-    stamp = report.until.strftime("%Y%m%dT%H%M%SZ")
-    response["Content-Disposition"] = f'attachment; filename="h2h-{DATASET}-{stamp}.csv"'
-    response["Cache-Control"] = "no-store"
-    return response
+    filters = report_filters(team=form.cleaned_data.get("team"), every_case=scope.every_case,
+                             days=form.cleaned_data.get("days") or DEFAULT_DAYS, since=report.since, until=report.until)
+    return audited_csv(actor=request.user, dataset=DATASET, filters=filters, header=[name for name, _ in CSV_COLUMNS],
+                       rows=csv_rows(report), until=report.until)
