@@ -24,7 +24,8 @@ pytestmark = [
 ]
 
 TRANSCRIPT = [
-    {"from": "customer", "text": "You charged me twice for March and I want the fee back plus something for the hassle."},
+    {"from": "customer",
+     "text": "You charged me twice for March and I want the fee back plus something for the hassle."},
     {"from": "ai", "text": "I can see the duplicate charge. Let me see what I can offer."},
     {"from": "customer", "text": "Sixty euros would cover my bank's fees."},
 ]
@@ -43,8 +44,9 @@ def ai_desk(db):
     bot = ai_agent(retention, "ava-bot", categories=[CaseCategory.BILLING_ERROR])
     GrantFactory(subject_role=role(Role.AI_AGENT), kind=credit, per_case_limit=Decimal("25"),
                  period_limit=Decimal("200"))
-    case = services.case_flow_open(actor=maria, customer=CustomerFactory(name="Jonas Weber", email="jonas@example.test"),
-                                   subject="Charged twice for March", category="billing_error",
+    jonas = CustomerFactory(name="Jonas Weber", email="jonas@example.test")
+    case = services.case_flow_open(actor=maria, customer=jonas, subject="Charged twice for March",
+                                   category="billing_error",
                                    amount_at_stake=Decimal("59.90"), currency="EUR",
                                    description="Two identical charges for March.")
     assert ai_case_take(actor=bot.user, case=case, idempotency_key="take-1").outcome == "owned"
