@@ -356,7 +356,8 @@ def needed_percentiles(*, ids: list[int], since: datetime, until: datetime) -> d
     refusals, just_over = _refusals(ids=ids, since=since, until=until)
     columns = ("need_agent", "need_kind", "need_currency", "need_amount")
     union = (refusals.filter(just_over).values_list(*columns)
-             .union(_approved_requests(ids=ids, since=since, until=until).values_list(*columns), all=True))
+             .union(_approved_requests(ids=ids, since=since, until=until).values_list(*columns), all=True)
+             .order_by())
     sql, params = union.query.sql_with_params()
     # Nearest rank: the row whose rank is ceil(p * n), with integer arithmetic only. The union's
     # columns carry the first query's aliases on every database.
