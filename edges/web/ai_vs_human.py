@@ -7,12 +7,9 @@ authority.reports.ai_vs_human in a fixed number of queries; the page adds the te
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
-from django import forms
 from django.contrib import messages
-from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,46 +17,19 @@ from django.utils import timezone
 
 from authority.reports.ai_vs_human import AI, CSV_COLUMNS, DEFAULT_DAYS, HUMAN, AiVsHuman, ai_vs_human, csv_rows
 from edges.web import charts
-from edges.web.report_exports import audited_csv, report_filters
+from edges.web.report_exports import Scope, TeamPeriodForm, audited_csv, report_filters, team_period_form
 from h2h_core.organisation import current_organisation
 
 DAY_CHOICES = (7, 30, 90, 365)
 DATASET = "ai-vs-human"
 
 
-class AiVsHumanForm(forms.Form):
-    """The page's scope: one of the teams offered (or all of them) and the last N days."""
-
-    team = forms.ModelChoiceField(queryset=None, required=False, label="Team")
-    days = forms.TypedChoiceField(choices=[(d, f"last {d} days") for d in DAY_CHOICES], coerce=int,
-                                  required=False, empty_value=DEFAULT_DAYS, initial=DEFAULT_DAYS, label="Period")
-
-    def __init__(self, data, *, teams: QuerySet, all_label: str):
-        super().__init__(data)
-        self.fields["team"].queryset = teams
-        self.fields["team"].empty_label = all_label
+def _form(request, scope: Scope) -> TeamPeriodForm:
+    return team_period_form(request, scope, day_choices=DAY_CHOICES, default_days=DEFAULT_DAYS,
+                            days_label="Period")
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Where a console's reader may look: the teams offered, and whether "all" means every case."""
-
-    teams: QuerySet  # the teams offered in the filter
-    every_case: bool  # "all" means every case, with or without a team (the auditor); else the teams offered
-    page_url: str  # URL names of the page and its CSV
-    csv_url: str
-    base_template: str
-    all_label: str
-
-
-def _form(request, scope: Scope) -> AiVsHumanForm:
-    """The filters as asked (always bound: nothing asked means every team offered, the last 30 days)."""
-    data = request.GET.copy()
-    data.setdefault("days", str(DEFAULT_DAYS))
-    return AiVsHumanForm(data, teams=scope.teams, all_label=scope.all_label)
-
-
-def _report(form: AiVsHumanForm, scope: Scope) -> AiVsHuman:
+def _report(form: TeamPeriodForm, scope: Scope) -> AiVsHuman:
     data = form.cleaned_data
     team = data.get("team")
     teams = [team] if team is not None else (None if scope.every_case else list(scope.teams))

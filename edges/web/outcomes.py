@@ -12,9 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django import forms
 from django.contrib import messages
-from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -36,7 +34,7 @@ from authority.reports.outcomes import (
     outcomes,
 )
 from edges.web import charts
-from edges.web.report_exports import audited_csv, report_filters
+from edges.web.report_exports import Scope, TeamPeriodForm, audited_csv, report_filters, team_period_form
 from h2h_core.organisation import current_organisation
 
 DAY_CHOICES = (30, 90, 180, 365)
@@ -44,32 +42,6 @@ DATASET = "outcomes"
 #: Path names short enough for a chart's label column.
 SHORT_PATHS = {OWN: "Own authority", APPROVAL: "One approval", AI: "AI agent", HAND_OFF: "After hand-off",
                NO_DECISION: "No decision"}
-
-
-class OutcomesForm(forms.Form):
-    """The page's scope: one of the teams offered (or all of them) and the last N days."""
-
-    team = forms.ModelChoiceField(queryset=None, required=False, label="Team")
-    days = forms.TypedChoiceField(choices=[(d, f"last {d} days") for d in DAY_CHOICES], coerce=int,
-                                  required=False, empty_value=DEFAULT_DAYS, initial=DEFAULT_DAYS,
-                                  label="Resolved in")
-
-    def __init__(self, data, *, teams: QuerySet, all_label: str):
-        super().__init__(data)
-        self.fields["team"].queryset = teams
-        self.fields["team"].empty_label = all_label
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Where a console's reader may look: the teams offered, and whether "all" means every case."""
-
-    teams: QuerySet  # the teams offered in the filter
-    every_case: bool  # "all" means every case, with or without a team (the auditor); else the teams offered
-    page_url: str  # URL names of the page and its CSV
-    csv_url: str
-    base_template: str
-    all_label: str
 
 
 @dataclass(frozen=True)
@@ -103,14 +75,12 @@ MEASURES = (
 )
 
 
-def _form(request, scope: Scope) -> OutcomesForm:
-    """The filters as asked (always bound: nothing asked means every team offered, the last 90 days)."""
-    data = request.GET.copy()
-    data.setdefault("days", str(DEFAULT_DAYS))
-    return OutcomesForm(data, teams=scope.teams, all_label=scope.all_label)
+def _form(request, scope: Scope) -> TeamPeriodForm:
+    return team_period_form(request, scope, day_choices=DAY_CHOICES, default_days=DEFAULT_DAYS,
+                            days_label="Resolved in")
 
 
-def _report(form: OutcomesForm, scope: Scope) -> Outcomes:
+def _report(form: TeamPeriodForm, scope: Scope) -> Outcomes:
     data = form.cleaned_data
     team = data.get("team")
     teams = [team] if team is not None else (None if scope.every_case else list(scope.teams))
