@@ -80,3 +80,17 @@ def seek_page(qs: QuerySet, *, field_name: str, after: str | None, before: str |
     return Page(rows=rows, newer=_encode(rows[0], field_name) if has_less else None,
                 older=_encode(rows[-1], field_name) if has_more else None)
 
+
+
+def seek_page_events(qs: QuerySet, *, after: str | None, before: str | None, size: int) -> Page:
+    """Return one page of audit events, newest first by their place in the chain (seq).
+
+    Events not sealed into the chain yet have no seq: they lead the first page (newest, by id),
+    marked as sealing by the template, and every later page is the chain's alone, so a cursor
+    stays a sequence number.
+    """
+    page = seek_page(qs.filter(seq__isnull=False), field_name="seq", after=after, before=before, size=size)
+    if _decode(after) is not None or _decode(before) is not None:
+        return page
+    sealing = list(qs.filter(seq__isnull=True).order_by("-id")[:size])
+    return Page(rows=[*sealing, *page.rows], newer=page.newer, older=page.older)
