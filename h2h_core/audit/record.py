@@ -17,7 +17,7 @@ from h2h_core.models import AuditEvent, AuditHead
 from h2h_core.models.audit import Outcome
 
 from .chain import GENESIS_HASH, event_hash, format_instant
-from .sealer import CurrentXact, sealed_after_commit
+from .sealer import sealed_after_commit
 
 
 def snapshot_value(value: Any) -> Any:
@@ -65,8 +65,8 @@ def audit_record(
 ) -> AuditEvent:
     """Record one event inside the caller's transaction: it commits or rolls back with the change.
 
-    PostgreSQL: one INSERT, with the chain link (seq, prev_hash, hash) left empty and the writing
-    transaction's id; the sealer links it after commit (h2h_core/audit/sealer.py), so writers never
+    PostgreSQL: one INSERT, with the chain link (seq, prev_hash, hash) left empty; the sealer links
+    it after commit (h2h_core/audit/sealer.py), so writers never
     wait for each other here. SQLite (one writer at a time anyway): linked at once, under the head
     row's lock, the last lock of the transaction; everything but the link is prepared before it.
     """
@@ -91,8 +91,7 @@ def audit_record(
     }
     if sealed_after_commit():
         # The returned event carries no chain link; read it back once the sealer has run.
-        return AuditEvent.objects.create(**fields, occurred_at=timezone.now(), prev_hash="", hash="",
-                                         xact=CurrentXact())
+        return AuditEvent.objects.create(**fields, occurred_at=timezone.now(), prev_hash="", hash="")
     head = audit_head_qs_select_for_update().filter(pk=1).first()
     if head is None:  # an emptied database (tests flush it); the first writer recreates the head
         AuditHead.objects.bulk_create([AuditHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)

@@ -3,15 +3,21 @@
 `audit_record` writes an event in its change's transaction without the chain link, so writers
 never queue behind one head row. `audit_seal` adds the link later: one sealer at a time across
 all machines (a transaction-scoped advisory lock, so a crashed sealer releases it), holding the
-head row, takes the unsealed events of transactions that have ended, in id order, gives them the
+head row, takes the unsealed events it can see, in id order, a batch at a time, gives them the
 next sequence numbers and hashes (the same `event_hash`), and moves the head, in one transaction.
 
-Which transactions have ended: every transaction id below the snapshot's xmin has committed or
-rolled back, and none can add an event later, so its events are final. Events of a transaction
-still running (or ended after the snapshot) wait for a later run: none is lost or skipped, each is
-sealed once (the UPDATE requires seq IS NULL, and the triggers allow only that one change). A
-rolled-back transaction's events never existed. The caller's own transaction counts as ended for
-its own events (a test, or the checkpoint signing, seals what it wrote itself).
+Which events are final: under READ COMMITTED each statement sees exactly the transactions that
+had committed when it began, all of a transaction's rows or none, and a committed transaction
+adds no more rows. So every event the sealer sees is final; an event of a transaction still
+running (or committed after the statement began) is invisible to it and sealed by a later run:
+none is lost or skipped, and each is sealed once (the UPDATE requires seq IS NULL, and the
+triggers allow only that one change). A rolled-back transaction's events never existed. The
+caller's own uncommitted events are visible to it too: a test, or the checkpoint signing, seals
+what it wrote itself, and that sealing commits or rolls back with it.
+
+Why not "transaction id below the snapshot's xmin": xmin is the whole cluster's oldest running
+writer, so one long transaction anywhere (another database, a data import) would stop sealing
+for its duration; visibility waits only for the events' own transactions.
 
 SQLite runs one writer at a time: there `audit_record` links each event at once, as before, and
 `audit_seal` has nothing to do. `sealed_after_commit` is the one place that decides.
@@ -20,27 +26,12 @@ SQLite runs one writer at a time: there `audit_record` links each event at once,
 from __future__ import annotations
 
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, Func, Q
 from django.utils import timezone
 
 from h2h_core.lock_objects import audit_head_qs_select_for_update
 from h2h_core.models import AuditEvent, AuditHead
 
 from .chain import GENESIS_HASH, HASHED_FIELDS, event_hash
-
-
-class CurrentXact(Func):
-    """The id of the transaction running the statement (assigned if it had none yet)."""
-
-    template = "pg_current_xact_id()::text::bigint"
-    output_field = BigIntegerField()
-
-
-class OldestRunningXact(Func):
-    """Every transaction id below this one has ended (the statement's snapshot's xmin)."""
-
-    template = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-    output_field = BigIntegerField()
 
 # pg_try_advisory_xact_lock's key: "h2h_seal" as a 64-bit number. Nothing else takes it.
 SEALER_LOCK = int.from_bytes(b"h2h_seal", "big")
@@ -52,14 +43,13 @@ def sealed_after_commit() -> bool:
     return transaction.get_connection().vendor == "postgresql"
 
 
-def finished_unsealed():
-    """Unsealed events whose transaction has ended (or is the caller's own), in the order they are sealed."""
-    ended = Q(xact__lt=OldestRunningXact()) | Q(xact=CurrentXact())
-    return AuditEvent.objects.filter(ended, seq__isnull=True).order_by("id")
+def unsealed():
+    """The events without their chain link that this statement sees, in the order they are sealed."""
+    return AuditEvent.objects.filter(seq__isnull=True).order_by("id")
 
 
 def audit_seal(*, limit: int = 20_000, batch: int = 1000) -> int:
-    """Seal up to `limit` events of ended transactions into the chain; return how many were sealed.
+    """Seal up to `limit` committed events into the chain, a batch per statement; return how many were sealed.
 
     Returns 0 at once when another sealer is running (it will take these events) and on SQLite.
     """
@@ -74,7 +64,7 @@ def audit_seal(*, limit: int = 20_000, batch: int = 1000) -> int:
         head = _head()
         seq, last_hash = head.seq, head.hash
         while sealed < limit:
-            rows = list(finished_unsealed().values_list(*_READ)[: min(batch, limit - sealed)])
+            rows = list(unsealed().values_list(*_READ)[: min(batch, limit - sealed)])
             if not rows:
                 break
             values = []

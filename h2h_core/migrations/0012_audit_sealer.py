@@ -1,7 +1,6 @@
 """Events are sealed into the chain after commit (PostgreSQL): the triggers allow exactly that one change.
 
-An event is written with its chain link empty (seq NULL) and the id of its transaction (`xact`);
-the sealer (h2h_core/audit/sealer.py) later sets seq, prev_hash, hash and sealed_at, once. The
+An event is written with its chain link empty (seq NULL); the sealer (h2h_core/audit/sealer.py) later sets seq, prev_hash, hash and sealed_at, once. The
 event table's UPDATE trigger now lets through exactly that: a row going from unsealed to sealed
 that changes nothing else. A sealed row, and every checkpoint row, is refused as before; DELETE
 and TRUNCATE always are. Migration 0003 stays the definition of the checkpoint table's triggers and
@@ -22,7 +21,7 @@ EVENTS = "h2h_core_auditevent"
 SEAL_COLUMNS = ("seq", "prev_hash", "hash", "sealed_at")
 # Every other column of the event table: the seal must leave each as it was.
 KEPT_COLUMNS = ("id", "occurred_at", "actor_id", "actor_username", "actor_roles", "action", "object_type",
-                "object_id", "outcome", "before", "after", "reason", "ip", "request_id", "xact")
+                "object_id", "outcome", "before", "after", "reason", "ip", "request_id")
 POSTGRESQL_FUNCTION = "h2h_audit_event_seal_only"
 _SEAL_ARRAY = "ARRAY[" + ", ".join(f"'{column}'" for column in SEAL_COLUMNS) + "]"
 
@@ -96,11 +95,6 @@ class Migration(migrations.Migration):
             model_name='auditevent',
             name='sealed_at',
             field=models.DateTimeField(blank=True, null=True),
-        ),
-        migrations.AddField(
-            model_name='auditevent',
-            name='xact',
-            field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AlterField(
             model_name='auditevent',

@@ -2,8 +2,8 @@
 
 Rows of AuditEvent and AuditCheckpoint are never deleted, and never changed once in the chain:
 database triggers refuse it. On PostgreSQL an event is written in its change's transaction without
-its chain link (seq, prev_hash, hash empty; `xact` names the writing transaction) and the sealer
-(h2h_core/audit/sealer.py) links it after commit: that one UPDATE per row is all the triggers allow.
+its chain link (seq, prev_hash, hash empty) and the sealer (h2h_core/audit/sealer.py) links it
+after commit: that one UPDATE per row is all the triggers allow.
 AuditHead is a one-row table that holds the latest sequence number and hash; locking it assigns
 the next sequence number without gaps (see docs/audit.md).
 """
@@ -38,8 +38,6 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64, blank=True)
     hash = models.CharField(max_length=64, blank=True)
-    # The writing transaction's id (PostgreSQL): the sealer links an event only once it has ended.
-    xact = models.BigIntegerField(null=True, blank=True)
     sealed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
