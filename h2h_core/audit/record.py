@@ -96,7 +96,7 @@ def audit_record(
     if head is None:  # an emptied database (tests flush it); the first writer recreates the head
         AuditHead.objects.bulk_create([AuditHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
         head = audit_head_qs_select_for_update().get(pk=1)
-    fields["occurred_at"] = timezone.now()  # under the lock, so time never runs backwards along seq
+    fields["occurred_at"] = timezone.now()  # under the lock: on SQLite time never runs backwards along seq
     fields["seq"] = head.seq + 1
     fields["prev_hash"] = head.hash
     fields["hash"] = event_hash(fields)
