@@ -3,8 +3,9 @@
 An event is written with its chain link empty (seq NULL); the sealer (h2h_core/audit/sealer.py)
 later sets seq, prev_hash, hash and sealed_at, once. The event table's UPDATE trigger now lets
 through exactly that: a row going from unsealed to sealed that changes nothing else. A sealed
-row, and every checkpoint row, is refused as before; DELETE and TRUNCATE always are. Migration 0003 stays the definition of the checkpoint table's triggers and
-of the function db_app_role recognises the audit tables by.
+row, and every checkpoint row, is refused as before; DELETE and TRUNCATE always are. Migration
+0003 stays the definition of the checkpoint table's triggers and of the function db_app_role
+recognises the audit tables by.
 
 The SQL lives in the constants below (the complete set for both tables, as in 0003) so the test
 suite can drop and recreate the SQLite triggers inside a test transaction (tests/conftest.py).
