@@ -85,7 +85,15 @@ class DecisionViewSet(ResourceViewSet):
         decision = decision_execute(actor=request.user, case=case, kind=data["kind"], amount=data["amount"],
                                     currency=data["currency"] or None, rationale=data["rationale"],
                                     idempotency_key=idempotency_key)
-        return self.created(decision)
+        # Answered from the row the service wrote (or found, for a replay of the key), with the case, kind and
+        # agent it was written with: no read back. A new decision is not reversed, and a replayed one read
+        # from the database says whether it was.
+        decision.case, decision.agent = case, request.user
+        if decision.kind_id == data["kind"].pk:
+            decision.kind = data["kind"]
+        response = Response(DecisionOut(decision).data, status=201)
+        response["Location"] = f"{request.path}{decision.pk}/"
+        return response
 
     @extend_schema(
         request=ReverseIn,
