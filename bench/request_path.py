@@ -5,13 +5,14 @@
     DATABASE_URL=postgres://USER@HOST:5432/postgres python bench/request_path.py --show-sql
 
 Like bench/decisions.py it never touches the database DATABASE_URL names: it migrates a throwaway
-one (h2h_bench on PostgreSQL, a temporary file for SQLite), seeds one agent with a generous grant,
-issues a real API token and sends whole requests through Django's handler in this process (the
-test client: every middleware, token authentication, throttling, the view, the renderer; no
-socket, no HTTP server). Per request kind it prints the statements one request runs
+one (h2h_bench_request_path on PostgreSQL, a temporary file for SQLite), seeds one agent with a
+generous grant, issues a real API token and sends whole requests through Django's handler in this
+process (the test client: every middleware, token authentication, throttling, the view, the
+renderer; no socket, no HTTP server). Per request kind it prints the statements one request runs
 (CaptureQueriesContext, BEGIN/COMMIT and savepoints included, as Django reports them) and the
 wall and CPU time per request, the median of three rounds, after a warm-up. Decisions are sent
-with an Idempotency-Key, as clients are told to.
+with an Idempotency-Key, as clients are told to. With --profile KIND it times nothing and prints
+instead where that kind of request spends its time (cProfile: by cumulative and by own time).
 """
 
 from __future__ import annotations
@@ -26,14 +27,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import decisions as base  # noqa: E402
 from decisions import CASES, ThrowawayDatabase, World, configure_django, database_version, note  # noqa: E402
+
+# A database of its own, so it can run while another benchmark holds h2h_bench.
+base.BENCH_DATABASE = "h2h_bench_request_path"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="requests timed per kind, in 3 rounds (300)")
     parser.add_argument("--show-sql", action="store_true", help="print the statements of one request of each kind")
-    parser.add_argument("--keep", action="store_true", help="keep the h2h_bench database (PostgreSQL) afterwards")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the h2h_bench_request_path database (PostgreSQL) afterwards")
+    parser.add_argument("--profile", choices=("decision", "check"),
+                        help="instead of timing, profile that kind of request (cProfile) and print where CPU goes")
     return parser.parse_args(argv)
 
 
@@ -96,6 +104,21 @@ def timed(send, count: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def profiled(send, count: int) -> None:
+    """Print the functions that take most of `count` requests' time, cumulative and own."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for i in range(count):
+        send(i)
+    profile.disable()
+    stats = pstats.Stats(profile, stream=sys.stderr).strip_dirs()
+    for order in ("cumulative", "tottime"):
+        stats.sort_stats(order).print_stats(40)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     database = ThrowawayDatabase(os.environ.get("DATABASE_URL", "sqlite://"), keep=args.keep)
@@ -110,6 +133,12 @@ def main(argv: list[str] | None = None) -> None:
         world = World()
         client = client_for(world)
         paths = {"decision": lambda i: decide(client, world, i), "check": lambda i: check(client, world, i)}
+        if args.profile:
+            for i in range(20):
+                paths[args.profile](i)
+            profiled(paths[args.profile], args.requests)
+            connections.close_all()
+            return
         rows = []
         for label, send in paths.items():
             for i in range(20):  # warm up: imports, caches, the connection

@@ -13,7 +13,7 @@ from authority.services import decision_execute, decision_reverse
 from edges.api.idempotency import KEY_PARAMETER, idempotent
 from edges.api.serializers.common import ErrorSerializer
 from edges.api.serializers.decisions import DecisionIn, DecisionOut, DecisionQuery, ReverseIn
-from edges.api.serializers.verdicts import CheckIn, KindOut, VerdictOut
+from edges.api.serializers.verdicts import CheckIn, KindOut, VerdictOut, verdict_data
 
 from .base import ApiMixin, ResourceViewSet, body, username_or_me, visible_case
 
@@ -37,7 +37,7 @@ class AuthorityCheck(ApiMixin, APIView):
         case = visible_case(request.user, data["case"])
         verdict = policy.evaluate(agent=request.user, kind=data["kind"], amount=data["amount"],
                                   currency=data["currency"] or None, case=case)
-        return Response(VerdictOut(verdict.as_dict()).data)
+        return Response(verdict_data(verdict))
 
 
 def decision_filters(request, filters: dict) -> reports.DecisionFilters:
