@@ -17,6 +17,7 @@ from .case_views import parse_view_version, view_changes, view_parts
 from .errors import CaseNotOpen, DomainError, NotAllowed, NotCaseOwner, StaleView
 from .models import Case, CaseStatus, Customer, Role, Team
 from .models.cases import OPEN_STATUSES
+from .prepared import PreparedQuery
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,19 @@ def roles_of(user) -> frozenset[str]:
         return frozenset()
     cached = getattr(user, "_h2h_roles", None)
     if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))
+        cached = frozenset(name for (name,) in _ROLE_NAMES.rows(user_id=user.pk))
         user._h2h_roles = cached
     return cached
+
+
+def _role_names(shape, *, user_id: int) -> QuerySet:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model()(pk=user_id).groups.values_list("name", flat=True)
+
+
+# Asked on almost every request: compiled once (h2h_core.prepared).
+_ROLE_NAMES = PreparedQuery(_role_names, ints=("user_id",))
 
 
 def is_manager(user) -> bool:
@@ -111,6 +122,34 @@ def cases_visible_to(user) -> QuerySet[Case]:
     if is_agent(user):
         visible |= Q(team__members=user.pk)
     return cases.filter(visible).distinct() if is_agent(user) else cases.filter(visible)
+
+
+def case_visible_to(user, pk: int, *, related: tuple[str, ...] = ()) -> Case | None:
+    """Return case `pk` (with `related` loaded) if `user` may see it, else None: `cases_visible_to`, first row.
+
+    Run from SQL compiled once per kind of viewer (superuser or not, roles), since building and
+    compiling the queryset cost more than running it. A manager's visibility names their teams, so
+    it is built afresh for them.
+    """
+    if not getattr(user, "is_authenticated", False) or is_manager(user):
+        queryset = cases_visible_to(user).select_related(*related).filter(pk=pk)
+        return queryset.first()
+    return _CASE_VISIBLE.first(shape=(bool(user.is_superuser), roles_of(user), related), user_id=user.pk, pk=pk)
+
+
+def _case_visible(shape, *, user_id: int, pk: int) -> QuerySet[Case]:
+    from django.contrib.auth import get_user_model
+
+    is_superuser, roles, related = shape
+    # A viewer like the caller in all that visibility reads: id, superuser flag, roles.
+    viewer = get_user_model()(pk=user_id, is_superuser=is_superuser)
+    viewer._h2h_roles = roles
+    queryset = cases_visible_to(viewer).select_related(*related).filter(pk=pk)
+    return (queryset if queryset.ordered else queryset.order_by("pk"))[:1]  # as QuerySet.first()
+
+
+# Whoever sees every case sees it whoever they are: no user id in that SQL.
+_CASE_VISIBLE = PreparedQuery(_case_visible, ints=("user_id", "pk"), unused_in_some_shapes=("user_id",))
 
 
 def may_view_case(user, case: Case) -> Permission:

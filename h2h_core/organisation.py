@@ -1,30 +1,38 @@
-"""The organisation's settings, read once per process (they change rarely, and only via a service)."""
+"""The organisation's settings, kept in each process for a few seconds (h2h_core.catalog).
+
+They change rarely and never through a request: a process sees a change within
+H2H_CATALOG_SECONDS, or at once after `forget_organisation()`.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 
+from .catalog import Cached, catalog_forget_all
 from .models import Organisation
 
-_cached: Organisation | None = None
+
+def _load() -> Organisation:
+    organisation, _ = Organisation.objects.get_or_create(
+        pk=1,
+        defaults={
+            "name": settings.H2H_ORGANISATION_NAME,
+            "base_currency": settings.H2H_BASE_CURRENCY,
+            "time_zone": settings.H2H_TIME_ZONE,
+        },
+    )
+    return organisation
+
+
+_organisation = Cached(_load)
 
 
 def current_organisation() -> Organisation:
     """Return the organisation, creating it from settings on first use."""
-    global _cached
-    if _cached is None:
-        _cached, _ = Organisation.objects.get_or_create(
-            pk=1,
-            defaults={
-                "name": settings.H2H_ORGANISATION_NAME,
-                "base_currency": settings.H2H_BASE_CURRENCY,
-                "time_zone": settings.H2H_TIME_ZONE,
-            },
-        )
-    return _cached
+    return _organisation.get()
 
 
 def forget_organisation() -> None:
-    """Drop the cached copy (after an update, or between tests)."""
-    global _cached
-    _cached = None
+    """Drop this process's copies of the organisation and the other reference data (after a change, between
+    tests)."""
+    catalog_forget_all()

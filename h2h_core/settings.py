@@ -73,19 +73,24 @@ if not DJANGO_6:
     # Django 6 has the task interface built in (django.tasks); on 5.2 the django-tasks package is it.
     INSTALLED_APPS.insert(INSTALLED_APPS.index("django_tasks_db"), "django_tasks")
 
+# The Browser* entries wrap Django's (and the form tokens') middleware so that an API request
+# carrying `Authorization: Token …` passes them by: it has no session, cookie or form
+# (edges.web.middleware.browser_only; docs/design.md, "Token API requests skip the browser's middleware").
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "edges.web.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Not wrapped: API views are CSRF-exempt already (it costs a token request nothing), and check --deploy
+    # looks for it by name.
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "edges.web.middleware.BrowserAuthenticationMiddleware",
+    "edges.web.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "edges.web.middleware.RequestContextMiddleware",
     "edges.web.middleware.RejectNulCharactersMiddleware",
     "edges.web.contention.ContentionMiddleware",
-    "edges.web.once.ExecuteOnceMiddleware",
+    "edges.web.middleware.BrowserExecuteOnceMiddleware",
     # Django 6 ships a CSP middleware; on 5.2 django-csp provides the same policy.
     "django.middleware.csp.ContentSecurityPolicyMiddleware" if DJANGO_6 else "csp.middleware.CSPMiddleware",
     # Axes must be last so it sees the outcome of authentication.
@@ -356,6 +361,9 @@ if os.environ.get("CACHE_URL"):
     # Needs the `redis` package (pip install ".[redis]").
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                           "LOCATION": os.environ["CACHE_URL"]}}
+# The organisation and the authority kinds are kept in each process this many seconds (h2h_core.catalog):
+# the bound on how late an app server sees a change made elsewhere. 0 rereads them at every use.
+H2H_CATALOG_SECONDS = float(os.environ.get("H2H_CATALOG_SECONDS", "5"))
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "H2H API",

@@ -25,6 +25,7 @@ from .grants import (
     pending_changes_checkable_by,
 )
 from .permissions import (
+    case_visible_to,
     cases_visible_to,
     decisions_visible_to,
     is_auditor,
@@ -50,6 +51,7 @@ __all__ = [
     "Verdict",
     "approver_pool",
     "approver_rights",
+    "case_visible_to",
     "cases_visible_to",
     "decisions_visible_to",
     "evaluate",

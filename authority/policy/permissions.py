@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet
 
 from authority.models import Decision
 from h2h_core.access import (  # noqa: F401  (re-exported: the one place to ask)
+    case_visible_to,
     cases_visible_to,
     is_agent,
     is_auditor,

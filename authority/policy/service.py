@@ -66,8 +66,7 @@ def evaluate(
     at = validate_instant(at)
     question = _question(agent_id=agent.pk, kind=kind, amount=amount, currency=currency, case=case, at=at,
                          agent_name=agent.get_username())
-    grants = list(selectors.grants_applicable_to_agent(agent=agent, kind_id=kind.pk, case_id=case.pk, at=at,
-                                                       shadow=shadow))
+    grants = selectors.grants_for_question(agent_id=agent.pk, kind_id=kind.pk, case_id=case.pk, at=at, shadow=shadow)
     used = selectors.usage_for_keys(counters_needed(question, grants))
     rates = selectors.latest_rates(
         from_currency=question.currency,

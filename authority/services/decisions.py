@@ -16,10 +16,9 @@ from authority.policy.ai_agents import ai_agent_of, ai_may_act
 from authority.policy.approvals import approver_pool, with_pool
 from authority.policy.verdict import Verdict
 from authority.quantities import format_quantity, parse_amount, parse_confidence
-from h2h_core.access import may_act_on_view
+from h2h_core.access import may_act_on_view, roles_of
 from h2h_core.ai_agents import AiAgentSuspended
 from h2h_core.audit import audit_record, canonical_json, snapshot_value
-from h2h_core.audit.record import actor_roles
 from h2h_core.errors import DomainError
 from h2h_core.lock_objects import ai_agent_suspended_under_share_lock, case_qs_select_for_update
 from h2h_core.models import Case, CaseEvent, Role
@@ -113,25 +112,35 @@ def decision_execute(
     key = idempotency_key_validate(idempotency_key)
     fingerprint = decision_fingerprint(case_id=case.pk, kind_code=kind.code, amount=amount, currency=currency,
                                        rationale=rationale, confidence=confidence)
-    if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
-        return existing
-    roles = actor_roles(actor)  # read before any lock: the case lock is held for less
-    decider = _decider(actor=actor, roles=roles, confidence=confidence)
-    alone = outermost()  # inside a caller's transaction an error aborts it: nothing more can be read or written
+    # Called alone, a replay is told by the unique (agent, idempotency_key) index, not by a read first:
+    # a new key (nearly every call) costs nothing, and a repeat ends in the index's IntegrityError or
+    # in a refusal (its first execution may have spent the headroom), after which the key is read back
+    # in a fresh transaction. Inside a caller's transaction an error aborts it and nothing more can be
+    # read or written, so there the key is read first, under the case lock.
+    alone = outermost()
+    roles = sorted(roles_of(actor))  # the request's cached roles: read before any lock, or not at all
+    try:
+        decider = _decider(actor=actor, roles=roles, confidence=confidence)
+    except (DomainError, ValidationError):
+        if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
+            return existing  # a suspended AI agent's retry of what it decided before it was suspended
+        raise
     try:
         with service_atomic():
             return _execute_locked(actor=actor, roles=roles, case=case, kind=kind, amount=amount, currency=currency,
                                    rationale=rationale, key=key, fingerprint=fingerprint, seen_version=seen_version,
-                                   decider=decider)
+                                   decider=decider, read_key_first=not alone)
     except IntegrityError:
-        # The same key committed by a concurrent call on another case: report it as a replay.
+        # The same key committed by a concurrent or earlier call: report it as a replay.
         if alone and key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
             return existing
         raise
     except _Refused as refused:
+        if alone and key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
+            return existing  # executed once already: a repeat is answered with it, never refused
         if alone:  # else the caller's transaction rolls back, and the caller records the refusal
             refused = _with_approvers(refused, actor=actor, case=case, kind=kind, amount=amount, currency=currency)
-            _record_refusal(actor=actor, case=case, kind=kind, amount=amount, currency=currency,
+            _record_refusal(actor=actor, roles=roles, case=case, kind=kind, amount=amount, currency=currency,
                             rationale=rationale, refused=refused)
         raise refused.error from None
 
@@ -150,9 +159,9 @@ def _decider(*, actor, roles: list[str], confidence: Decimal | None) -> dict:
 
 
 def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, key, fingerprint,
-                    seen_version=None, decider: dict) -> Decision:
+                    seen_version=None, decider: dict, read_key_first: bool) -> Decision:
     case = case_qs_select_for_update().select_related("customer").get(pk=case.pk)
-    if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
+    if read_key_first and key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
     try:
         may_act_on_view(case, seen_version).require()
@@ -221,11 +230,12 @@ def _with_approvers(refused: _Refused, *, actor, case, kind, amount, currency) -
     return _Refused(AuthorityDenied(verdict), verdict)
 
 
-def _record_refusal(*, actor, case, kind, amount, currency, rationale, refused: _Refused) -> None:
+def _record_refusal(*, actor, roles, case, kind, amount, currency, rationale, refused: _Refused) -> None:
     asked = {"case_id": case.pk, "kind": kind.code, "amount": amount, "currency": currency}
     with transaction.atomic():
         audit_record(
             actor=actor,
+            roles=roles,
             action="decision.refused",
             object_type="case",
             object_id=case.pk,

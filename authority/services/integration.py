@@ -45,11 +45,19 @@ def webhook_fan_out(*, message: OutboxMessage, at: datetime) -> list[int]:
 
     Runs in the caller's transaction; returns the new deliveries' ids.
     """
-    endpoints = [endpoint for endpoint in WebhookEndpoint.objects.filter(active=True).only("pk", "topics")
-                 .order_by("pk") if subscribed(endpoint, message.topic)]
+    endpoints = _subscribers(message.topic)
     if not endpoints:
         OutboxMessage.objects.filter(pk=message.pk).update(delivered_at=at, last_error=NOBODY_SUBSCRIBED)
         return []
+    return _deliver(message, endpoints, at=at)
+
+
+def _subscribers(topic: str) -> list[WebhookEndpoint]:
+    return [endpoint for endpoint in WebhookEndpoint.objects.filter(active=True).only("pk", "topics")
+            .order_by("pk") if subscribed(endpoint, topic)]
+
+
+def _deliver(message: OutboxMessage, endpoints: list[WebhookEndpoint], *, at: datetime) -> list[int]:
     deliveries = WebhookDelivery.objects.bulk_create([
         WebhookDelivery(message=message, endpoint=endpoint, created_at=at, next_attempt_at=at)
         for endpoint in endpoints
@@ -65,9 +73,13 @@ def outbox_message_publish(*, decision: Decision, topic: str, payload: dict, at:
     Part of the decision's transaction: the message, its deliveries and their jobs commit with the
     decision or not at all.
     """
+    # Subscribers first: a message nobody subscribes to is written settled, not written and then settled.
+    endpoints = _subscribers(topic)
+    settled = {} if endpoints else {"delivered_at": at, "last_error": NOBODY_SUBSCRIBED}
     message = OutboxMessage.objects.create(topic=topic, decision=decision, payload=payload, created_at=at,
-                                           next_attempt_at=at)
-    webhook_fan_out(message=message, at=at)
+                                           next_attempt_at=at, **settled)
+    if endpoints:
+        _deliver(message, endpoints, at=at)
     return message
 
 

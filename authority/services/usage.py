@@ -1,7 +1,13 @@
-"""Consume usage counters exactly: one conditional UPDATE per counter, in key order."""
+"""Consume usage counters exactly: never past a cap, in key order.
+
+PostgreSQL raises every counter of a decision in one statement (INSERT … ON CONFLICT DO UPDATE …
+WHERE used fits the cap … RETURNING); SQLite, whose transactions hold the whole database's write
+lock, keeps the plain path: INSERT … ON CONFLICT DO NOTHING, then one conditional UPDATE per counter.
+"""
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import F
 
 from authority.models import UsageCounter
@@ -12,25 +18,20 @@ def usage_consume(*, consumptions: list[Consumption], kind_id: int, agent_id: in
     """Raise every counter by its amount, never past its cap. Return False if one would overflow.
 
     Must run inside the caller's transaction: on False the caller rolls back, undoing any counter
-    already raised. Counters are created first (INSERT … ON CONFLICT DO NOTHING) and updated in
-    key order, the fixed lock order that keeps concurrent decisions free of deadlocks.
+    already raised. Counters are created or raised in key order, the fixed lock order that keeps
+    concurrent decisions free of deadlocks.
     """
     ordered = sorted(consumptions, key=lambda c: c.key)
+    if not ordered:
+        return True
+    if any(c.cap is not None and c.amount > c.cap for c in ordered):
+        return False  # over the cap even on a counter at zero: nothing to ask the database
+    one_per_key = len({c.key for c in ordered}) == len(ordered)  # one statement may touch a row only once
+    if connection.vendor == "postgresql" and one_per_key:
+        rows = [_counter(c, kind_id=kind_id, agent_id=agent_id, case_id=case_id, used=c.amount) for c in ordered]
+        return _upsert(rows, ordered) == len(ordered)
     UsageCounter.objects.bulk_create(
-        [
-            UsageCounter(
-                key=c.key,
-                scope=c.scope,
-                kind_id=kind_id,
-                agent_id=agent_id if c.scope == UsageCounter.Scope.PERIOD else None,
-                case_id=case_id if c.scope == UsageCounter.Scope.CASE else None,
-                grant_id=c.grant_id,
-                period=c.period,
-                bucket_start=c.bucket_start,
-                currency=c.currency,
-            )
-            for c in ordered
-        ],
+        [_counter(c, kind_id=kind_id, agent_id=agent_id, case_id=case_id, used=0) for c in ordered],
         ignore_conflicts=True,
     )
     for consumption in ordered:
@@ -40,3 +41,46 @@ def usage_consume(*, consumptions: list[Consumption], kind_id: int, agent_id: in
         if counters.update(used=F("used") + consumption.amount) != 1:
             return False
     return True
+
+
+def _counter(c: Consumption, *, kind_id: int, agent_id: int | None, case_id: int | None, used) -> UsageCounter:
+    return UsageCounter(
+        key=c.key,
+        scope=c.scope,
+        kind_id=kind_id,
+        agent_id=agent_id if c.scope == UsageCounter.Scope.PERIOD else None,
+        case_id=case_id if c.scope == UsageCounter.Scope.CASE else None,
+        grant_id=c.grant_id,
+        period=c.period,
+        bucket_start=c.bucket_start,
+        currency=c.currency,
+        used=used,
+    )
+
+
+_COLUMNS = ("key", "scope", "kind_id", "agent_id", "case_id", "grant_id", "period", "bucket_start", "currency",
+            "used")
+
+
+def _upsert(rows: list[UsageCounter], ordered: list[Consumption]) -> int:
+    """Insert each counter at its amount, or raise it where it still fits its cap; return how many were.
+
+    A row whose cap would be passed is left as it is (locked, not raised) and is not returned. The
+    rows go in key order, and PostgreSQL takes their locks in that order.
+    """
+    table = connection.ops.quote_name(UsageCounter._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(name) for name in _COLUMNS)
+    one_row = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    fits = " ".join(f"WHEN %s THEN {table}.used <= %s" for c in ordered if c.cap is not None)
+    condition = f"CASE EXCLUDED.key {fits} ELSE TRUE END" if fits else "TRUE"
+    sql = (f"INSERT INTO {table} ({columns}) VALUES {', '.join([one_row] * len(rows))} "
+           f"ON CONFLICT (key) DO UPDATE SET used = {table}.used + EXCLUDED.used WHERE {condition} RETURNING key")
+    params: list = []
+    for row in rows:
+        params.extend(getattr(row, name) for name in _COLUMNS)
+    for c in ordered:
+        if c.cap is not None:
+            params.extend((c.key, c.cap - c.amount))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return len(cursor.fetchall())

@@ -36,6 +36,7 @@ not stored: the key is released and the client may retry with the same key.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -154,12 +155,20 @@ def _take_over(existing: IdempotencyRecord, *, now, locked: bool) -> bool:
     return bool(taken)
 
 
+def _own_transaction():
+    """The claim commits on its own: outside any transaction the one INSERT is its own (autocommit: no BEGIN
+    and COMMIT round trips); inside a test's wrapping transaction a savepoint, and inside any other it refuses."""
+    if not transaction.get_connection().in_atomic_block:
+        return contextlib.nullcontext()
+    return transaction.atomic(durable=True)
+
+
 def _claim(*, user, key: str, endpoint: str, fingerprint: str, locked: bool) -> IdempotencyRecord | Response:
     """Insert the in-progress record, or return the stored response to replay; raise on a conflict."""
     for _ in range(3):
         now = timezone.now()
         try:
-            with transaction.atomic(durable=True):
+            with _own_transaction():
                 return IdempotencyRecord.objects.create(user=user, key=key, endpoint=endpoint, fingerprint=fingerprint,
                                                         created_at=now, held_by_session=locked)
         except IntegrityError:

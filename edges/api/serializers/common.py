@@ -11,6 +11,7 @@ from django.core.validators import DecimalValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from authority.catalog import kind_for_code
 from authority.models import AuthorityKind
 from authority.quantities import currency_exponent
 from h2h_core.amounts import MAX_AMOUNT_TEXT, PLAIN_DECIMAL_PATTERN, plain_decimal
@@ -108,7 +109,10 @@ class KindField(serializers.SlugRelatedField):
     def to_internal_value(self, data):
         if not isinstance(data, str) or not _SLUG.fullmatch(data):
             self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:40])
-        return super().to_internal_value(data)
+        kind = kind_for_code(data)  # the process's copy of the kinds, not a query per request
+        if kind is None:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return kind
 
 
 def kind_field() -> serializers.SlugRelatedField:

@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from edges.api import permissions
+from authority import policy
 from edges.api.pagination import Pages
 from edges.api.parsers import JSONParser
 from edges.api.schema import ApiSchema
@@ -47,7 +47,7 @@ def body(serializer_class, request) -> dict:
 
 def visible_case(user, pk: int) -> Case:
     """Return the case if the caller may see it; otherwise 404, whether or not it exists."""
-    case = permissions.cases_visible_to(user).select_related("customer", "team", "owner").filter(pk=pk).first()
+    case = policy.case_visible_to(user, pk, related=("customer", "team", "owner"))
     if case is None:
         raise NotFound("No such case, or you may not see it.")
     return case

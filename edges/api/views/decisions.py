@@ -13,7 +13,7 @@ from authority.services import decision_execute, decision_reverse
 from edges.api.idempotency import KEY_PARAMETER, idempotent
 from edges.api.serializers.common import ErrorSerializer
 from edges.api.serializers.decisions import DecisionIn, DecisionOut, DecisionQuery, ReverseIn
-from edges.api.serializers.verdicts import CheckIn, KindOut, VerdictOut
+from edges.api.serializers.verdicts import CheckIn, KindOut, VerdictOut, verdict_data
 
 from .base import ApiMixin, ResourceViewSet, body, username_or_me, visible_case
 
@@ -37,7 +37,7 @@ class AuthorityCheck(ApiMixin, APIView):
         case = visible_case(request.user, data["case"])
         verdict = policy.evaluate(agent=request.user, kind=data["kind"], amount=data["amount"],
                                   currency=data["currency"] or None, case=case)
-        return Response(VerdictOut(verdict.as_dict()).data)
+        return Response(verdict_data(verdict))
 
 
 def decision_filters(request, filters: dict) -> reports.DecisionFilters:
@@ -85,7 +85,15 @@ class DecisionViewSet(ResourceViewSet):
         decision = decision_execute(actor=request.user, case=case, kind=data["kind"], amount=data["amount"],
                                     currency=data["currency"] or None, rationale=data["rationale"],
                                     idempotency_key=idempotency_key)
-        return self.created(decision)
+        # Answered from the row the service wrote (or found, for a replay of the key), with the case, kind and
+        # agent it was written with: no read back. A new decision is not reversed, and a replayed one read
+        # from the database says whether it was.
+        decision.case, decision.agent = case, request.user
+        if decision.kind_id == data["kind"].pk:
+            decision.kind = data["kind"]
+        response = Response(DecisionOut(decision).data, status=201)
+        response["Location"] = f"{request.path}{decision.pk}/"
+        return response
 
     @extend_schema(
         request=ReverseIn,

@@ -1,0 +1,162 @@
+#!/usr/bin/env python
+"""Statements and in-process time of one API request: a decision and an authority check.
+
+    DATABASE_URL=sqlite:// python bench/request_path.py
+    DATABASE_URL=postgres://USER@HOST:5432/postgres python bench/request_path.py --show-sql
+
+Like bench/decisions.py it never touches the database DATABASE_URL names: it migrates a throwaway
+one (h2h_bench_request_path on PostgreSQL, a temporary file for SQLite), seeds one agent with a
+generous grant, issues a real API token and sends whole requests through Django's handler in this
+process (the test client: every middleware, token authentication, throttling, the view, the
+renderer; no socket, no HTTP server). Per request kind it prints the statements one request runs
+(CaptureQueriesContext, BEGIN/COMMIT and savepoints included, as Django reports them) and the
+wall and CPU time per request, the median of three rounds, after a warm-up. Decisions are sent
+with an Idempotency-Key, as clients are told to. With --profile KIND it times nothing and prints
+instead where that kind of request spends its time (cProfile: by cumulative and by own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import decisions as base  # noqa: E402
+from decisions import CASES, ThrowawayDatabase, World, configure_django, database_version, note  # noqa: E402
+
+# A database of its own, so it can run while another benchmark holds h2h_bench.
+base.BENCH_DATABASE = "h2h_bench_request_path"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="requests timed per kind, in 3 rounds (300)")
+    parser.add_argument("--show-sql", action="store_true", help="print the statements of one request of each kind")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the h2h_bench_request_path database (PostgreSQL) afterwards")
+    parser.add_argument("--profile", choices=("decision", "check"),
+                        help="instead of timing, profile that kind of request (cProfile) and print where CPU goes")
+    return parser.parse_args(argv)
+
+
+def client_for(world: World):
+    from rest_framework.test import APIClient
+
+    from h2h_core.api_tokens import api_token_new
+
+    issued = api_token_new(user=world.agent)
+    issued.token.save()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issued.key}")
+    return client
+
+
+def decide(client, world: World, i: int):
+    body = {"case": world.cases[i % CASES].pk, "kind": "refund", "amount": "1.00", "currency": "EUR",
+            "rationale": "benchmark"}
+    response = client.post("/api/v1/decisions/", body, format="json", secure=True,
+                           HTTP_IDEMPOTENCY_KEY=f"bench-{time.perf_counter_ns()}-{i}")
+    if response.status_code != 201:
+        raise SystemExit(f"decision answered {response.status_code}: {response.content[:300]!r}")
+    return response
+
+
+def check(client, world: World, i: int):
+    body = {"case": world.cases[i % CASES].pk, "kind": "refund", "amount": "1.00", "currency": "EUR"}
+    response = client.post("/api/v1/authority-check/", body, format="json", secure=True)
+    if response.status_code != 200:
+        raise SystemExit(f"check answered {response.status_code}: {response.content[:300]!r}")
+    return response
+
+
+def statements(send, show: bool, label: str) -> tuple[int, Counter]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        send(10_000)
+    if show:
+        note(f"--- {label}: {len(captured.captured_queries)} statements")
+        for query in captured.captured_queries:
+            note("  " + query["sql"][:220])
+    kinds = Counter(query["sql"].split(None, 1)[0].upper() for query in captured.captured_queries)
+    return len(captured.captured_queries), kinds
+
+
+def timed(send, count: int) -> tuple[float, float]:
+    """Median wall ms and CPU ms per request over three rounds."""
+    walls, cpus = [], []
+    per_round = max(count // 3, 1)
+    done = 0
+    for _ in range(3):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(done, done + per_round):
+            send(i)
+        walls.append((time.perf_counter() - wall) * 1000 / per_round)
+        cpus.append((time.process_time() - cpu) * 1000 / per_round)
+        done += per_round
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def profiled(send, count: int) -> None:
+    """Print the functions that take most of `count` requests' time, cumulative and own."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for i in range(count):
+        send(i)
+    profile.disable()
+    stats = pstats.Stats(profile, stream=sys.stderr).strip_dirs()
+    for order in ("cumulative", "tottime"):
+        stats.sort_stats(order).print_stats(40)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    database = ThrowawayDatabase(os.environ.get("DATABASE_URL", "sqlite://"), keep=args.keep)
+    database.create()
+    try:
+        os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+        configure_django(database)
+        from django.core.management import call_command
+        from django.db import connections
+
+        call_command("migrate", interactive=False, verbosity=0)
+        world = World()
+        client = client_for(world)
+        paths = {"decision": lambda i: decide(client, world, i), "check": lambda i: check(client, world, i)}
+        if args.profile:
+            for i in range(20):
+                paths[args.profile](i)
+            profiled(paths[args.profile], args.requests)
+            connections.close_all()
+            return
+        rows = []
+        for label, send in paths.items():
+            for i in range(20):  # warm up: imports, caches, the connection
+                send(i)
+            count, kinds = statements(send, args.show_sql, label)
+            wall_ms, cpu_ms = timed(send, args.requests)
+            rows.append((label, count, kinds, wall_ms, cpu_ms))
+        print(f"Database: {database_version(database.vendor)}; one client, one thread; "
+              f"{args.requests} requests per kind (median of 3 rounds).\n")
+        print("| request | statements | ms per request | CPU ms per request | statements by kind |")
+        print("| --- | ---: | ---: | ---: | --- |")
+        for label, count, kinds, wall_ms, cpu_ms in rows:
+            by_kind = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
+            print(f"| {label} | {count} | {wall_ms:.2f} | {cpu_ms:.2f} | {by_kind} |")
+        connections.close_all()
+    finally:
+        database.remove()
+
+
+if __name__ == "__main__":
+    main()

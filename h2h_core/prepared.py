@@ -1,0 +1,145 @@
+"""Querysets compiled once per process, then run with fresh values: a hot read without the ORM's CPU.
+
+Building a queryset and compiling it to SQL costs more CPU than running it against a small indexed
+table: the authority check spent most of its time there. A PreparedQuery builds its queryset once
+with stand-in values, compiles it once per database alias and shape, and afterwards sends that SQL
+with the real values in the stand-ins' places, making model instances (select_related included)
+the way the queryset itself would.
+
+Only values whose SQL does not depend on them can be stand-ins (ids, exact texts, instants):
+compiling checks this by building the queryset a second time with other stand-ins and refusing if
+the SQL differs or a stand-in's place is ambiguous. Anything that changes the SQL belongs in the
+`shape` key. The compiled SQL is kept for the life of the process: it depends only on the models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import connections
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators
+from django.db.models.sql.compiler import SQLCompiler
+
+# Values no query of ours holds as a constant (negative ids, an odd microsecond in 2001, a control
+# character), two sets apart.
+_STAND_IN_INT = (-7_301_001, -7_302_001)
+_STAND_IN_TEXT = ("\x1fstand-in-a-", "\x1fstand-in-b-")
+_STAND_IN_AT = (datetime(2001, 2, 3, 4, 5, 6, 789_012, tzinfo=UTC), datetime(2001, 3, 4, 5, 6, 7, 890_123, tzinfo=UTC))
+
+
+class NotPreparable(Exception):
+    """The queryset's SQL depends on a stand-in's value, or a stand-in's place in it is ambiguous."""
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    compiler: SQLCompiler
+    sql: str
+    # Per parameter: the stand-in's name, or None for a constant kept from compiling.
+    slots: tuple[str | None, ...]
+    constants: tuple
+
+
+class PreparedQuery:
+    """`build(shape, **values)` returns the queryset; values named in `ints` are ids, in `texts` strings
+    compared as they are (no LIKE), in `instants` aware datetimes. Those in `unused_in_some_shapes` may
+    be left out of some shapes' SQL; a value missing from the SQL is otherwise refused (it was changed on
+    the way, as in a LIKE pattern, or forgotten)."""
+
+    def __init__(self, build: Callable[..., QuerySet], *, ints: tuple[str, ...] = (), texts: tuple[str, ...] = (),
+                 instants: tuple[str, ...] = (), unused_in_some_shapes: tuple[str, ...] = ()):
+        self._build = build
+        self._optional = set(unused_in_some_shapes)
+        self._ints = ints
+        self._texts = texts
+        self._instants = instants
+        self._compiled: dict[tuple[str, Hashable], _Compiled] = {}
+
+    def all(self, *, shape: Hashable = None, using: str = "default", **values) -> list[Model]:
+        """The model instances the queryset would give."""
+        compiled, rows = self._run(shape, using, values)
+        return _instances(compiled.compiler, rows, using)
+
+    def rows(self, *, shape: Hashable = None, using: str = "default", **values) -> list[tuple]:
+        """The rows of a values_list() queryset, as tuples (also for flat=True)."""
+        compiled, rows = self._run(shape, using, values)
+        return list(compiled.compiler.results_iter([rows], tuple_expected=True)) if rows else []
+
+    def _run(self, shape: Hashable, using: str, values: dict) -> tuple[_Compiled, list]:
+        connection = connections[using]
+        compiled = self._compiled.get((using, shape))
+        if compiled is None:
+            compiled = self._compiled[(using, shape)] = self._compile(connection, shape)
+        adapted = self._adapted(connection, values)
+        params = [adapted[slot] if slot is not None else constant
+                  for slot, constant in zip(compiled.slots, compiled.constants, strict=True)]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        if rows and compiled.compiler.has_extra_select:
+            rows = [row[: compiled.compiler.col_count] for row in rows]
+        return compiled, rows
+
+    def first(self, *, shape: Hashable = None, using: str = "default", **values) -> Model | None:
+        found = self.all(shape=shape, using=using, **values)
+        return found[0] if found else None
+
+    def _stand_ins(self, which: int) -> dict:
+        return {**{name: _STAND_IN_INT[which] - i for i, name in enumerate(self._ints)},
+                **{name: f"{_STAND_IN_TEXT[which]}{i}" for i, name in enumerate(self._texts)},
+                **{name: _STAND_IN_AT[which] + timedelta(seconds=i) for i, name in enumerate(self._instants)}}
+
+    def _adapted(self, connection, values: dict) -> dict:
+        # As a lookup on a DateTimeField passes an aware instant to the database (text on SQLite).
+        adapted = {name: int(values[name]) for name in self._ints}
+        adapted.update((name, str(values[name])) for name in self._texts)
+        for name in self._instants:
+            adapted[name] = connection.ops.adapt_datetimefield_value(values[name])
+        return adapted
+
+    def _compile(self, connection, shape: Hashable) -> _Compiled:
+        compiled = [self._compile_with(connection, shape, which) for which in (0, 1)]
+        first, second = compiled
+        if first.sql != second.sql or first.slots != second.slots or first.constants != second.constants:
+            raise NotPreparable(f"The SQL of {self._build.__qualname__} depends on its values.")
+        if {*self._ints, *self._texts, *self._instants} - self._optional - set(first.slots):
+            raise NotPreparable(f"{self._build.__qualname__} does not use every value it names.")
+        return first
+
+    def _compile_with(self, connection, shape: Hashable, which: int) -> _Compiled:
+        stand_ins = self._stand_ins(which)
+        queryset = self._build(shape, **stand_ins)
+        compiler = queryset.query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
+        adapted = self._adapted(connection, stand_ins)
+        slots, constants = [], []
+        for param in params:
+            names = [name for name, value in adapted.items() if type(value) is type(param) and value == param]
+            if len(names) > 1:
+                raise NotPreparable(f"{self._build.__qualname__}: a parameter matches several values.")
+            slots.append(names[0] if names else None)
+            constants.append(None if names else param)
+        return _Compiled(compiler, sql, tuple(slots), tuple(constants))
+
+
+def _instances(compiler: SQLCompiler, rows: list, db: str) -> list[Model]:
+    """Model instances from rows, as ModelIterable makes them from its compiler's (select_related too)."""
+    if not rows:
+        return []
+    select, klass_info, annotations = compiler.select, compiler.klass_info, compiler.annotation_col_map
+    model = klass_info["model"]
+    start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+    init_list = [column[0].target.attname for column in select[start:end]]
+    populators = get_related_populators(klass_info, select, db)
+    found = []
+    for row in compiler.results_iter([rows]):
+        obj = model.from_db(db, init_list, row[start:end])
+        for populator in populators:
+            populator.populate(row, obj)
+        for name, position in (annotations or {}).items():
+            setattr(obj, name, row[position])
+        found.append(obj)
+    return found

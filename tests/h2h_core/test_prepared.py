@@ -1,0 +1,112 @@
+"""Prepared queries answer exactly as the querysets they are compiled from, and refuse what they cannot prepare."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from h2h_core.access import case_visible_to, cases_visible_to, roles_of
+from h2h_core.models import Case, Role
+from h2h_core.prepared import NotPreparable, PreparedQuery
+from tests.factories import CaseFactory, UserFactory, ai_agent, role, team_manager
+
+pytestmark = pytest.mark.django_db
+
+RELATED = ("customer", "team", "owner")
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def expected(user, pk):
+    return cases_visible_to(user).select_related(*RELATED).filter(pk=pk).first()
+
+
+def fresh(user):
+    """The user as a request loads it: nothing cached on it yet."""
+    return type(user).objects.get(pk=user.pk)
+
+
+def test_case_visible_to_answers_as_cases_visible_to_for_every_kind_of_viewer(alice, carol, retention, billing):
+    # given cases of two teams, one owned outside its team, and viewers of every kind
+    own = CaseFactory(owner=alice, team=retention)
+    team_case = CaseFactory(owner=None, team=retention)
+    other_team = CaseFactory(owner=carol, team=billing)
+    owned_elsewhere = CaseFactory(owner=alice, team=billing)
+    viewers = [alice, carol, team_manager(retention, "mia"), UserFactory(username="audrey", roles=[Role.AUDITOR]),
+               UserFactory(username="root", is_superuser=True), UserFactory(username="nobody"),
+               ai_agent(retention, "bot").user]
+    cases = [own, team_case, other_team, owned_elsewhere]
+    # when each viewer asks for each case (and one that does not exist)
+    for viewer in viewers:
+        for pk in [*(case.pk for case in cases), 999_999]:
+            found = case_visible_to(fresh(viewer), pk, related=RELATED)
+            want = expected(fresh(viewer), pk)
+            # then the same case, or none, as the queryset answers
+            assert (found and found.pk) == (want and want.pk), (viewer.username, pk)
+    assert case_visible_to(fresh(alice), other_team.pk, related=RELATED) is None
+    assert case_visible_to(fresh(alice), own.pk, related=RELATED) is not None
+
+
+def test_a_prepared_case_comes_with_its_relations_loaded_and_typed_as_the_orm_loads_them(alice, retention):
+    # given alice's case
+    case = CaseFactory(owner=alice, team=retention)
+    want = Case.objects.select_related(*RELATED).get(pk=case.pk)
+    viewer = fresh(alice)
+    roles_of(viewer)
+    # when she asks for it twice (the second from the compiled SQL already there)
+    case_visible_to(viewer, case.pk, related=RELATED)
+    with CaptureQueriesContext(connection) as captured:
+        found = case_visible_to(viewer, case.pk, related=RELATED)
+    # then one query, and the relations need none
+    assert len(captured.captured_queries) == 1
+    with CaptureQueriesContext(connection) as captured:
+        names = (found.customer.name, found.team.name, found.owner.username)
+    assert len(captured.captured_queries) == 0
+    assert names == (want.customer.name, want.team.name, want.owner.username)
+    assert (found.amount_at_stake, found.opened_at, found.stakes_score) == (
+        want.amount_at_stake, want.opened_at, want.stakes_score)
+
+
+def test_roles_of_reads_the_users_role_names_once(alice):
+    # given alice, who is an agent and also an auditor
+    alice.groups.add(role(Role.AUDITOR))
+    viewer = fresh(alice)
+    # when her roles are asked twice
+    with CaptureQueriesContext(connection) as captured:
+        first, second = roles_of(viewer), roles_of(viewer)
+    # then both roles, from one query
+    assert first == second == frozenset({Role.AGENT, Role.AUDITOR})
+    assert len(captured.captured_queries) == 1
+
+
+def test_a_user_without_roles_has_none():
+    assert roles_of(UserFactory(username="plain")) == frozenset()
+
+
+def test_a_value_the_query_does_not_use_is_refused(alice):
+    # given a builder that ignores one of the values it names
+    prepared = PreparedQuery(lambda shape, *, user_id, case_id: Case.objects.filter(owner_id=user_id),
+                             ints=("user_id", "case_id"))
+    # when it is run, then it refuses rather than run a query that differs from what was asked
+    with pytest.raises(NotPreparable):
+        prepared.all(user_id=alice.pk, case_id=1)
+
+
+def test_a_value_the_sql_changes_is_refused(alice):
+    # given a builder whose text value is rewritten in the SQL's parameter (a LIKE pattern)
+    prepared = PreparedQuery(lambda shape, *, subject: Case.objects.filter(subject__contains=subject),
+                             texts=("subject",))
+    # when it is run, then it refuses
+    with pytest.raises(NotPreparable):
+        prepared.all(subject="Problem")
+
+
+def test_a_value_that_only_shapes_the_sql_is_refused(alice):
+    # given a builder whose SQL has as many parameters as the value says
+    prepared = PreparedQuery(lambda shape, *, n: Case.objects.filter(pk__in=range(n % 7, n % 7 + 3 + n % 2 + n % 5)),
+                             ints=("n",))
+    # when it is run, then it refuses
+    with pytest.raises(NotPreparable):
+        prepared.all(n=3)
