@@ -6,7 +6,8 @@ each other, and a foreign-key check on the kind (every new request, grant and de
 never waits for them.
 
 Lock order (the whole order is in `h2h_core.lock_objects`): the workflow process row, the case
-row, then the rows below, then the usage counters in key order, then the audit head, last:
+row, then the rows below, then the usage counters in key order (then, on SQLite only, the audit
+head; on PostgreSQL the sealer takes it after commit):
 
 - an authority request (approve, reject, expire, offer to the fallback pool, start its flow);
 - grant versions in key order, older before newer: confirming locks the version it replaces,

@@ -7,8 +7,9 @@ Like bench/decisions.py it works on a database of its own (h2h_bench_tp, dropped
 worker is a separate process (no GIL between them) running decision_execute in a loop for
 --seconds. Three scenarios:
 
-- separate agents: each worker is its own agent on cases of its own customer; the only lock they
-  share is the audit chain's head row;
+- separate agents: each worker is its own agent on cases of its own customer; they share no row
+  lock (the audit chain's head is the sealer's: one more process runs the worker's sealer thread
+  throughout, as a worker does, so its cost is in the figures);
 - one agent: every worker decides for the same agent on different cases, so they also share that
   agent's period counter row (held from its UPDATE to commit);
 - one customer: each worker is its own agent, on its own cases, all of them of ONE customer: what
@@ -120,12 +121,31 @@ def run(world, assignments: list[int], seconds: float, *, shared_customer: bool 
         # Workers sharing an agent take disjoint cases: the per-case counter must not be the contention.
         share = case_ids[slot::len(assignments)] if assignments.count(index) > 1 else case_ids
         processes.append(context.Process(target=worker, args=(agent_id, share, deadline, results)))
+    stop = context.Event()
+    seal = context.Process(target=sealer, args=(stop,))
+    seal.start()
     for process in processes:
         process.start()
     total = sum(results.get() for _ in processes)
     for process in processes:
         process.join()
+    stop.set()
+    seal.join()
     return total / seconds
+
+
+def sealer(stop) -> None:
+    """Run the worker's audit sealer thread until `stop` is set."""
+    from django.db import connections
+
+    from edges.worker.management.commands.run_worker import Sealer
+
+    connections.close_all()
+    thread = Sealer(interval=0.25, idle=1.0)
+    thread.start()
+    stop.wait()
+    thread.stopping.set()
+    thread.join()
 
 
 def main() -> None:

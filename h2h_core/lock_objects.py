@@ -15,18 +15,16 @@ The one lock order, for every transaction that takes more than one lock:
    its API token (`user_qs_select_for_update`, `api_token_qs_select_for_update`), each alone; or
    an AI agent and then its account (`ai_agent_qs_select_for_update`, then the account's helper); a
    decision by an AI agent shares its AI agent row (`ai_agent_suspended_under_share_lock`);
-4. the usage counters, in key order, each by its conditional UPDATE (`authority.services.usage`);
-5. the audit head, last (`audit_head_qs_select_for_update`, taken by `audit_record` only).
+4. the usage counters, in key order, each by its conditional UPDATE (`authority.services.usage`).
 
-The audit head is really the last lock. `audit_record` first runs `SET CONSTRAINTS ALL IMMEDIATE` on
-PostgreSQL: Django creates foreign keys DEFERRABLE INITIALLY DEFERRED, so without it their checks
-(each a KEY SHARE lock on the referenced row) would wait until COMMIT, after the head is taken, and
-a transaction holding the head could wait for a row that another transaction holds while it waits
-for the head: a deadlock. With the checks done first, a transaction that holds the head waits for
-nothing. Statements after the append (a workflow step advancing its process) check their foreign
-keys at once; they touch only rows the step already holds (its process, its tasks) and users,
-which are locked FOR NO KEY UPDATE only (a lock a KEY SHARE check never waits for), so they cannot
-wait either.
+The audit event is written last, in the change's own transaction (rule 7), by `audit_record`: on
+PostgreSQL one INSERT that takes no lock beyond its new row, so writers never queue behind each
+other for the audit log and the append can take part in no deadlock. Its chain link is added after
+commit, within a bounded lag, by the sealer (`h2h_core.audit.sealer.audit_seal`), the one taker of
+the audit head (`audit_head_qs_select_for_update`) besides the checkpoint signing: each holds the
+head in a transaction of its own that locks nothing else, so the head waits for no other lock.
+On SQLite, where one writer runs at a time, `audit_record` still takes the head itself, last, and
+links the event at once.
 """
 
 from __future__ import annotations
@@ -64,7 +62,7 @@ def ai_agent_qs_select_for_update() -> QuerySet[AiAgent]:
 
 
 def audit_head_qs_select_for_update() -> QuerySet[AuditHead]:
-    """Return the audit head to lock: the last lock of every transaction that takes one."""
+    """Return the audit head to lock: the sealer's and the checkpoint signing's (SQLite: every audit append's, last)."""
     return AuditHead.objects.order_by("pk").select_for_update(of=("self",))
 
 

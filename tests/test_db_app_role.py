@@ -12,11 +12,11 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 
 from authority.models import Decision
 from authority.services import decision_execute
-from h2h_core.audit import audit_record
+from h2h_core.audit import audit_record, audit_seal
 from h2h_core.audit.checkpoint import audit_checkpoint_create, generate_signing_key
 from h2h_core.audit.verify import verify_chain
 from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead
@@ -129,12 +129,41 @@ def test_the_role_owns_nothing_and_may_become_nobody_else(app_role):
     for table in ("h2h_core_auditevent", "h2h_core_auditcheckpoint"):
         assert [may(name, table, p) for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")] == [
             True, True, False, False, False]
+    # and of an event it may set only the chain link, which the sealer adds after commit
+    columns = [column for (column,) in sql("SELECT column_name FROM information_schema.columns "
+                                           "WHERE table_name = 'h2h_core_auditevent'")]
+    updatable = {column for column in columns
+                 if sql("SELECT has_column_privilege(%s, 'h2h_core_auditevent', %s, 'UPDATE')", [name, column])[0][0]}
+    assert updatable == {"seq", "prev_hash", "hash", "sealed_at"}
     assert [may(name, "h2h_core_audithead", p) for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")] == [
         True, True, True, False, False]
     assert [may(name, "django_migrations", p) for p in ("SELECT", "INSERT", "UPDATE", "DELETE")] == [
         True, False, False, False]
     assert [may(name, "h2h_core_case", p) for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")] == [
         True, True, True, True, False]
+
+
+@on_postgres
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_role_seals_events_but_cannot_alter_a_sealed_one(app_role):
+    # given the session acts as the application role, and an event waits for its chain link
+    name, _ = app_role
+    sql(f'SET LOCAL ROLE "{name}"')
+    with transaction.atomic():
+        audit_record(actor=None, action="case.note_added", object_type="case", object_id=1)
+    # when the role runs the sealer
+    sealed = audit_seal()
+    # then the event is linked into the chain
+    event = AuditEvent.objects.get()
+    assert sealed == 1 and event.seq == 1 and verify_chain().ok
+    before = AuditEvent.objects.values().get()
+    # and the role can neither relink the sealed event (the trigger) nor touch another column (its privileges)
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        sql("UPDATE h2h_core_auditevent SET seq = 5, hash = repeat('a', 64) WHERE id = %s", [event.pk])
+    with pytest.raises(ProgrammingError, match="permission denied"), transaction.atomic():
+        sql("UPDATE h2h_core_auditevent SET reason = 'rewritten' WHERE id = %s", [event.pk])
+    assert AuditEvent.objects.values().get() == before
 
 
 # --- What the role may not do --------------------------------------------------------------------------

@@ -31,7 +31,8 @@ def test_healthz_answers_200_with_the_database_queue_and_timers(client):
     assert body["queue"] == {"reachable": True, "ready": 0, "oldest_ready_age_seconds": None}
     assert body["timers"] == {"last_sweep": None, "sweep_age_seconds": None, "last_run": None,
                               "age_seconds": None, "lag_seconds": 0}
-    assert set(body) == {"status", "database", "queue", "timers"}
+    assert set(body) == {"status", "database", "queue", "timers", "audit_sealer"}
+    assert body["audit_sealer"] == {"pending": 0, "oldest_pending_age_seconds": 0.0, "lag_p99_seconds": 0.0}
     assert "no-cache" in response["Cache-Control"] and not response.cookies
 
 

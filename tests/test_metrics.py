@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from authority.services import decision_execute
+from h2h_core.audit import audit_seal
 from tests.factories import CaseFactory, CustomerFactory, GrantFactory, kind
 from workflows import services
 
@@ -46,6 +47,7 @@ def test_metrics_count_decisions_requests_and_lags(client, settings, alice, mari
                          rationale="Too much")
     services.case_flow_open(actor=alice, customer=CustomerFactory(), subject="Late", category="complaint",
                             amount_at_stake="250", currency="EUR", opened_at=timezone.now() - timedelta(hours=6))
+    audit_seal()  # the sealer has run: every event is in the chain, none is covered by a checkpoint yet
     # when the scraper asks
     response = client.get("/metrics/")
     text = response.content.decode()
@@ -56,6 +58,7 @@ def test_metrics_count_decisions_requests_and_lags(client, settings, alice, mari
     assert sample(text, "h2h_authority_requests_open") == 0
     assert sample(text, "h2h_timer_lag_seconds") >= 2 * 3600 - 60
     assert sample(text, "h2h_audit_unsealed_entries") >= 3 and sample(text, "h2h_audit_seal_lag_seconds") >= 0
+    assert sample(text, "h2h_audit_sealer_pending_entries") == 0
     assert sample(text, "h2h_webhook_deliveries", state="pending") == 0
     assert sample(text, "h2h_webhook_deliveries", state="dead") == 0
     assert sample(text, "h2h_mail_messages", state="pending") >= 0

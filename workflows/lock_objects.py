@@ -1,7 +1,7 @@
 """The row locks the workflow steps take themselves: the process row, first.
 
 A step locks its process row before anything else, then the case (or request) row inside the
-domain service, then the audit head, last; the whole order is in `h2h_core.lock_objects`. The
+domain service (then, on SQLite, the audit head, last); the whole order is in `h2h_core.lock_objects`. The
 timer dispatcher takes the same process row first (viewflow's `select_for_update_lock`, which
 retries NOWAIT), so a step and a timer on one case queue up instead of deadlocking. A step waits
 for the row instead (`process_qs_select_for_update`): on PostgreSQL a failed NOWAIT aborts the

@@ -2,8 +2,9 @@
 
 Locks are taken in one order everywhere (workflows.lock_objects): the process row (the row viewflow's
 select_for_update_lock locks), then the case or request row (inside the domain service), then the
-audit head (last, inside audit_record). The timer dispatcher takes the process lock first too, so a
-step and a timer on the same case queue up instead of deadlocking.
+audit head (last, inside audit_record, on SQLite; on PostgreSQL the sealer takes it after commit).
+The timer dispatcher takes the process lock first too, so a step and a timer on the same case
+queue up instead of deadlocking.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from .decision_log import (
     decisions_matching,
     refusals_matching,
 )
-from .paging import Page, seek_page
+from .paging import Page, seek_page, seek_page_events
 from .people import WARN_LEVELS, KindUsage, PersonAuthority, TrackRecord, people_authority, track_records
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "TrackRecord",
     "approver_verdicts", "capped_count", "decisions_matching", "events_matching", "grant_changes", "grant_diff",
     "inbox_for", "over_by", "people_authority", "refusals_matching", "sample_decisions", "seek_page",
+    "seek_page_events",
     "team_dashboard", "track_records",
 ]

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from h2h_core.models import AuditEvent
 
@@ -52,4 +52,5 @@ def events_matching(filters: AuditFilters, *, among: QuerySet[AuditEvent] | None
         qs = qs.filter(occurred_at__gte=start)
     if end:
         qs = qs.filter(occurred_at__lt=end)
-    return qs.order_by("-seq")
+    # Newest first: events not sealed into the chain yet (seq NULL) are the newest, in the order written.
+    return qs.order_by(F("seq").desc(nulls_first=True), "-id")

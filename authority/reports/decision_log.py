@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db.models import (
     CharField,
     DecimalField,
+    F,
     Q,
     QuerySet,
 )
@@ -144,7 +145,7 @@ def refusals_matching(filters: DecisionFilters) -> QuerySet[AuditEvent]:
         qs = qs.filter(object_id__in=cases.annotate(pk_text=Cast("pk", output_field=CharField())).values("pk_text"))
     if filters.grant:
         qs = qs.none()
-    return qs.order_by("-seq")
+    return qs.order_by(F("seq").desc(nulls_first=True), "-id")  # not sealed yet: newest, by id
 
 
 def capped_count(qs: QuerySet, cap: int | None = None) -> tuple[int, bool]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 
@@ -80,3 +80,24 @@ def seek_page(qs: QuerySet, *, field_name: str, after: str | None, before: str |
     return Page(rows=rows, newer=_encode(rows[0], field_name) if has_less else None,
                 older=_encode(rows[-1], field_name) if has_more else None)
 
+
+
+def seek_page_events(qs: QuerySet, *, after: str | None, before: str | None, size: int) -> Page:
+    """Return one page of audit events, newest first by their place in the chain (seq).
+
+    Events not sealed into the chain yet have no seq: they lead the first page (newest, by id),
+    marked as sealing by the template, in the same one query; every later page is the chain's
+    alone, so a cursor stays a sequence number.
+    """
+    if _decode(after) is not None or _decode(before) is not None:
+        return seek_page(qs.filter(seq__isnull=False), field_name="seq", after=after, before=before, size=size)
+    rows = list(qs.order_by(F("seq").desc(nulls_first=True), "-id")[: size + 1])
+    has_more, rows = len(rows) > size, rows[:size]
+    if not rows:
+        return Page(rows=[], newer=None, older=None)
+    # A page of nothing but events still sealing: the next one starts at the newest sealed entry.
+    edge = rows[-1].seq if rows[-1].seq is not None else _BEYOND_EVERY_SEQ
+    return Page(rows=rows, newer=None, older=str(edge) if has_more else None)
+
+
+_BEYOND_EVERY_SEQ = 2**63 - 1

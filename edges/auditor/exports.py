@@ -29,7 +29,7 @@ from edges.auditor import filtering
 from edges.models import ExportFile
 from edges.web.csv_cells import csv_lines
 from h2h_core.access import ALLOWED, Permission
-from h2h_core.audit import audit_record, snapshot_value
+from h2h_core.audit import audit_record, audit_seal, snapshot_value
 
 CHUNK = 2000
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
@@ -163,6 +163,7 @@ def export_stream(*, actor, query: ExportQuery, fmt: str) -> StreamingHttpRespon
     """Stream the export from the request, recorded in the audit log before the first byte leaves."""
     with transaction.atomic(durable=True):
         export_record(actor=actor, query=query, fmt=fmt)
+    audit_seal()  # the file carries the chain link of every event committed by now, its own record's too
     response = StreamingHttpResponse(export_lines(query=query, fmt=fmt), content_type=FORMATS[fmt])
     filename = export_filename(name=query.name, fmt=fmt, at=timezone.now())
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

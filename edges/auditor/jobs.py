@@ -31,6 +31,7 @@ from edges.auditor.exports import (
     may_read_export,
 )
 from edges.models import ExportFile
+from h2h_core.audit import audit_seal
 from h2h_core.jobs import enqueue, task
 from h2h_core.transactions import service_atomic
 
@@ -110,6 +111,7 @@ def export_file_build(export_id: int) -> dict:
             _fail(export_id, "Not built: its filters are no longer valid (a team or kind may have been removed). "
                              "Ask for it again from the log.")
             return {"refused": "invalid filters"}
+        audit_seal()  # the file carries the chain link of every event committed by now, its own record's too
         name, rows = _write(export, query)
     except Exception:
         logger.exception("Export %s could not be built", export_id)

@@ -50,8 +50,8 @@ def audit_log(request):
     """Every recorded change, newest first, filtered by action, actor, object, outcome and day."""
     events, filters = _events_matching(request.GET)
     count, more = reports.capped_count(events)
-    page = reports.seek_page(events, field_name="seq", after=request.GET.get("after"),
-                                    before=request.GET.get("before"), size=PAGE_SIZE)
+    page = reports.seek_page_events(events, after=request.GET.get("after"), before=request.GET.get("before"),
+                                    size=PAGE_SIZE)
     return render(request, "authority/audit_log.html", {
         "page": page, "filters": filters, "count": count, "more": more, "query": urlencode(filters),
         "tz": current_organisation().tz,
@@ -74,8 +74,8 @@ def decision_log(request):
         return render(request, "authority/decision_log.html", {**context, "page": None, "count": 0})
     if filters.outcome == "refused":
         qs = reports.refusals_matching(filters)
-        page = reports.seek_page(qs, field_name="seq", after=request.GET.get("after"),
-                                        before=request.GET.get("before"), size=PAGE_SIZE)
+        page = reports.seek_page_events(qs, after=request.GET.get("after"), before=request.GET.get("before"),
+                                        size=PAGE_SIZE)
     else:
         qs = reports.decisions_matching(filters).select_related(
             "case__customer", "case__team", "agent", "kind", "grant", "request__decided_by")
@@ -102,7 +102,7 @@ def decision_detail(request, pk: int):
     events = list(AuditEvent.objects.filter(
         Q(object_type="decision", object_id=str(decision.pk))
         | Q(object_type="authority_request", object_id=str(decision.request_id or ""))
-    ).order_by("seq"))
+    ).order_by(*AuditEvent._meta.ordering))
     flags = list(decision.review_flags.select_related("auditor").order_by("-created_at"))
     return render(request, "authority/decision_detail.html", {
         "d": decision, "verdict": decision.verdict, "events": events, "flags": flags,
@@ -167,7 +167,7 @@ def grant_version(request, pk: int):
     about = Q(object_type="grant", object_id__in=[str(v.pk) for v in versions])
     if request_row is not None:
         about |= Q(object_type="authority_request", object_id=str(request_row.pk))
-    events = list(AuditEvent.objects.filter(about).order_by("seq"))
+    events = list(AuditEvent.objects.filter(about).order_by(*AuditEvent._meta.ordering))
     return render(request, "authority/grant_version.html", {
         "grant": grant, "versions": versions, "events": events, "decisions": decisions,
         "diff": reports.grant_diff(grant.supersedes, grant) if grant.supersedes_id else None,
@@ -223,6 +223,7 @@ def changes(request):
 
 def _chain_context(request, **extra) -> dict:
     from h2h_core.audit.checkpoint import configured_key_fingerprint
+    from h2h_core.audit.seal_lag import seal_lag
     from h2h_core.models import ChainVerification
 
     verifications = ChainVerification.objects.select_related("requested_by")
@@ -230,6 +231,7 @@ def _chain_context(request, **extra) -> dict:
         "head": AuditHead.objects.filter(pk=1).first(),
         "last_checkpoint": AuditCheckpoint.objects.order_by("-seq", "-id").first(),
         "checkpoint_count": AuditCheckpoint.objects.count(),
+        "sealer": seal_lag(),
         "key_fingerprint": configured_key_fingerprint(),
         "active": verifications.filter(status__in=ChainVerification.ACTIVE).first(),
         "last": verifications.exclude(status__in=ChainVerification.ACTIVE).order_by("-finished_at", "-pk").first(),

@@ -2,8 +2,9 @@
 
 The services take the time from `django.utils.timezone.now()`, as they must in production. The seed
 replays months of work in seconds by moving that clock forward through the plan's instants. It
-never moves backwards, so the audit chain's timestamps still grow with its sequence numbers, and
-it never passes the real time. Development only: production code never imports this package.
+never moves backwards, so the audit events' timestamps grow in the order they were written (on
+PostgreSQL the sealer numbers them after commit, so along `seq` they may step back by a moment),
+and it never passes the real time. Development only: production code never imports this package.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """`/healthz/`: is this application server able to serve, for a load balancer or a monitor.
 
 No login, and nothing beyond these facts: whether the database answers a `SELECT 1` (and how
-fast), whether the job queue can be read (how many jobs wait, the oldest one's age), and the
+fast), whether the job queue can be read (how many jobs wait, the oldest one's age), the
 timers (when the worker last swept them, when one last fired, and how late the most overdue one
-is). 200 while the database answers, 503 when it does not. "degraded" marks a database that
+is), and the audit sealer (events waiting for their chain link, the oldest one's age, the p99 lag).
+200 while the database answers, 503 when it does not. "degraded" marks a database that
 answers while the queue or the timers cannot be read. Ages are reported, not judged: how old is
 too old depends on the deployment (the monitor decides; /metrics/ has the same figures). Exempt
 from the HTTPS redirect (SECURE_REDIRECT_EXEMPT) so a load balancer can probe it over plain HTTP.
@@ -62,6 +63,16 @@ def _timers() -> dict | None:
     }
 
 
+def _audit_sealer() -> dict | None:
+    try:
+        sealer = vitals.audit_sealer()
+    except DatabaseError:
+        logger.exception("Health check: the audit sealer's lag cannot be read")
+        return None
+    return {"pending": sealer.pending, "oldest_pending_age_seconds": round(sealer.oldest_pending_age, 3),
+            "lag_p99_seconds": round(sealer.p99, 3)}
+
+
 def _iso(moment) -> str | None:
     return None if moment is None else moment.isoformat()
 
@@ -84,6 +95,8 @@ def healthz(request):
             "queue": queue,
             "timers": timers or {"last_sweep": None, "sweep_age_seconds": None, "last_run": None,
                                  "age_seconds": None, "lag_seconds": None},
+            "audit_sealer": (_audit_sealer() if database["reachable"] else None)
+            or {"pending": None, "oldest_pending_age_seconds": None, "lag_p99_seconds": None},
         },
         status=200 if database["reachable"] else 503,
     )

@@ -59,6 +59,16 @@ def exposition() -> str:
             [({}, round(seal.lag, 3))])
     _family(lines, "h2h_audit_unsealed_entries", "gauge", "Audit entries after the newest signed checkpoint.",
             [({}, seal.head_seq - seal.sealed_seq)])
+    sealer = vitals.audit_sealer()
+    _family(lines, "h2h_audit_sealer_pending_entries", "gauge",
+            "Audit events written but not yet linked into the chain by the sealer.", [({}, sealer.pending)])
+    _family(lines, "h2h_audit_sealer_oldest_pending_seconds", "gauge",
+            "Age of the oldest audit event waiting for the sealer (0: none waits).",
+            [({}, round(sealer.oldest_pending_age, 3))])
+    _family(lines, "h2h_audit_sealer_lag_seconds", "gauge",
+            f"Time from writing to sealing over the last {sealer.sample} sealed audit events.",
+            [({"quantile": "0.5"}, round(sealer.p50, 3)), ({"quantile": "0.99"}, round(sealer.p99, 3)),
+             ({"quantile": "1"}, round(sealer.max, 3))])
     queue = vitals.queue()
     _family(lines, "h2h_jobs", "gauge", "Jobs in the queue by state (failed: within the retention window).",
             [({"state": "ready"}, queue.ready), ({"state": "running"}, queue.running),

@@ -18,6 +18,7 @@ from viewflow.workflow.status import STATUS
 from authority.models import AuthorityRequest, Decision, DeliveryStatus, RequestStatus, WebhookDelivery
 from edges.worker.models import PeriodicRun
 from edges.worker.schedule import last_finished
+from h2h_core.audit.seal_lag import SealLag, seal_lag
 from h2h_core.jobs import TaskResultStatus
 from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead, MailStatus, OutboundMail
 from workflows.selectors import last_timer_run
@@ -79,6 +80,11 @@ def audit_seal(now: datetime | None = None) -> AuditSeal:
     if head > sealed:
         oldest_unsealed = AuditEvent.objects.filter(seq=sealed + 1).values_list("occurred_at", flat=True).first()
     return AuditSeal(head_seq=head, sealed_seq=sealed, lag=_age(oldest_unsealed, now) or 0.0)
+
+
+def audit_sealer(now: datetime | None = None) -> SealLag:
+    """Events waiting for their chain link, and how long the last sealed ones waited (h2h_core/audit/sealer.py)."""
+    return seal_lag(now=now)
 
 
 def decisions_executed() -> int:

@@ -22,11 +22,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from h2h_core.lock_objects import audit_head_qs_select_for_update
-from h2h_core.models import AuditCheckpoint
+from h2h_core.models import AuditCheckpoint, AuditEvent
 from h2h_core.transactions import service_atomic
 
 from .chain import GENESIS_HASH
 from .record import audit_record
+from .sealer import audit_seal
 
 
 class SigningKeyError(ImproperlyConfigured):
@@ -201,22 +202,24 @@ CHECKPOINT_EVENT = "audit.checkpoint_signed"
 def audit_checkpoint_create(*, actor=None, only_if_moved: bool = False) -> AuditCheckpoint | None:
     """Sign the chain's current head and store the signature as a checkpoint.
 
-    The head row is locked, so the checkpoint names a head that writers have committed (a writer
-    holding the lock finishes first). The checkpoint covers the chain up to the head as it was
-    before this call; the "audit.checkpoint_signed" event recorded afterwards comes after it, in
-    the same transaction, so verification can tell a deleted checkpoint row from one never made.
-    With `only_if_moved`, nothing is signed (None is returned) when no event but the last
-    checkpoint's own was recorded since it.
+    The events of ended transactions are sealed first, so the signed head covers them. The head row
+    is then locked, so the checkpoint names a head the sealer has committed. The checkpoint covers
+    the chain up to that head; the "audit.checkpoint_signed" event recorded afterwards, in the same
+    transaction, is sealed in it too, so verification can tell a deleted checkpoint row from one
+    never made. With `only_if_moved`, nothing is signed (None is returned) when no event but
+    checkpoint signings was recorded since the last checkpoint.
     """
     key = checkpoint_signing_key()  # read and parse the key before taking the lock
     public_pem = public_key_pem(key)
     fingerprint = key_fingerprint(key.public_key())
+    audit_seal()
     with service_atomic():
         head = audit_head_qs_select_for_update().filter(pk=1).first()
         if only_if_moved and head is not None:
             last = AuditCheckpoint.objects.order_by("-seq", "-id").values_list("seq", flat=True).first()
-            # The last checkpoint's own event is the entry right after the head it signed.
-            if last is not None and head.seq <= last + 1:
+            # The checkpoints' own events do not count as a move of the chain.
+            since = AuditEvent.objects.filter(seq__gt=last if last is not None else 0)
+            if last is not None and not since.exclude(action=CHECKPOINT_EVENT).exists():
                 return None
         checkpoint = AuditCheckpoint(
             seq=head.seq if head else 0,
@@ -239,4 +242,5 @@ def audit_checkpoint_create(*, actor=None, only_if_moved: bool = False) -> Audit
                 "key_fingerprint": fingerprint,
             },
         )
+        audit_seal()  # the signing's own event: in the chain when the checkpoint is
     return checkpoint

@@ -1,4 +1,4 @@
-"""Write audit events in the caller's transaction, chained under the head row's lock."""
+"""Write audit events in the caller's transaction: sealed into the chain later (PostgreSQL) or at once (SQLite)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from h2h_core.models import AuditEvent, AuditHead
 from h2h_core.models.audit import Outcome
 
 from .chain import GENESIS_HASH, event_hash, format_instant
+from .sealer import sealed_after_commit
 
 
 def snapshot_value(value: Any) -> Any:
@@ -50,20 +51,6 @@ def actor_roles(actor) -> list[str]:
     return sorted(group.name for group in actor.groups.all())
 
 
-def check_deferred_constraints() -> None:
-    """Run the transaction's deferred constraint checks now, and every later one at its statement.
-
-    Django creates PostgreSQL foreign keys DEFERRABLE INITIALLY DEFERRED, so their checks, each a
-    KEY SHARE lock on the referenced row, would otherwise run at COMMIT, after the audit head is
-    locked. Checked here, any wait for a row another transaction holds happens before this one
-    takes the head, and a transaction holding the head waits for no other lock (one statement).
-    """
-    connection = transaction.get_connection()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-
-
 def audit_record(
     *,
     actor,
@@ -76,12 +63,12 @@ def audit_record(
     reason: str = "",
     roles: list[str] | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain inside the caller's transaction.
+    """Record one event inside the caller's transaction: it commits or rolls back with the change.
 
-    Everything except the sequence number and the link to the previous hash is prepared before
-    the head row is locked, so the lock (which serialises all writers) is held for two statements.
-    Callers take their own locks first, and the transaction's foreign-key checks run before the
-    head is locked (check_deferred_constraints): the head is really the last lock of a transaction.
+    PostgreSQL: one INSERT, with the chain link (seq, prev_hash, hash) left empty; the sealer links
+    it after commit (h2h_core/audit/sealer.py), so writers never
+    wait for each other here. SQLite (one writer at a time anyway): linked at once, under the head
+    row's lock, the last lock of the transaction; everything but the link is prepared before it.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
@@ -102,15 +89,17 @@ def audit_record(
         "ip": str(ipaddress.ip_address(meta.ip)) if meta.ip else None,
         "request_id": meta.request_id,
     }
-    check_deferred_constraints()
+    if sealed_after_commit():
+        # The returned event carries no chain link; read it back once the sealer has run.
+        return AuditEvent.objects.create(**fields, occurred_at=timezone.now(), prev_hash="", hash="")
     head = audit_head_qs_select_for_update().filter(pk=1).first()
     if head is None:  # an emptied database (tests flush it); the first writer recreates the head
         AuditHead.objects.bulk_create([AuditHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
         head = audit_head_qs_select_for_update().get(pk=1)
-    fields["occurred_at"] = timezone.now()  # under the lock, so time never runs backwards along seq
+    fields["occurred_at"] = timezone.now()  # under the lock: on SQLite time never runs backwards along seq
     fields["seq"] = head.seq + 1
     fields["prev_hash"] = head.hash
     fields["hash"] = event_hash(fields)
-    event = AuditEvent.objects.create(**fields)
+    event = AuditEvent.objects.create(**fields, sealed_at=fields["occurred_at"])
     AuditHead.objects.filter(pk=1).update(seq=fields["seq"], hash=fields["hash"])
     return event

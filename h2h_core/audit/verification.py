@@ -28,6 +28,7 @@ from h2h_core.transactions import service_atomic
 from .jobs import chain_verification_run
 from .record import audit_record
 from .refusals import audits_refusals
+from .sealer import audit_seal
 from .verify import ChainReport, TrustedCheckpoint, verify_chain
 
 Status, Mode = ChainVerification.Status, ChainVerification.Mode
@@ -114,6 +115,7 @@ def chain_verification_execute(*, verification_id: int) -> str:
     if not claimed:  # already run, running elsewhere, or gone
         return "skipped"
     verification = ChainVerification.objects.get(pk=verification_id)
+    audit_seal()  # verify the chain up to the events committed by now, its own request's included
     since = trusted_checkpoint() if verification.mode == Mode.INCREMENTAL else None
     try:
         report = verify_chain(since=since)

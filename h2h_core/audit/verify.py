@@ -10,6 +10,10 @@ proved (`since`): that checkpoint's signature is checked again and the chain mus
 hash there, but the entries before it are not read again. That is the trade-off: an entry before
 it that was rewritten in place since the earlier run (by someone who can bypass the database's
 triggers) is found only by the next full run, so full runs are scheduled too (daily).
+
+Only sealed entries are in the chain. Events the sealer has not linked yet (PostgreSQL: their
+transaction had not ended when it last ran) are reported as pending, with the oldest one's age,
+never as a break: the next run of the sealer links them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
+from django.db.models import Count, Min
 
 from h2h_core.models import AuditEvent, AuditHead
 from h2h_core.transactions import read_snapshot
@@ -64,9 +69,18 @@ class ChainReport:
     warnings: list[str] = field(default_factory=list)
     from_seq: int = 1  # the first entry this run read
     anchor: CheckpointResult | None = None  # an incremental run: the proven checkpoint it started after
+    pending: int = 0  # events not sealed into the chain yet (not verified, not a break)
+    pending_since: datetime | None = None  # when the oldest of them was written
 
     def summary(self) -> str:
         """Return the one-line verdict shown by `manage.py verify_audit` and the auditor's page."""
+        verdict = self._verdict()
+        if self.pending:
+            verdict += (f"; {self.pending} newer entr{'y' if self.pending == 1 else 'ies'} waiting to be sealed "
+                        f"(oldest written {format_utc(self.pending_since)})")
+        return verdict
+
+    def _verdict(self) -> str:
         if not self.ok:
             return f"Audit chain BROKEN at entry {self.first_bad_seq}: {self.message}"
         if self.anchor is not None:
@@ -115,7 +129,8 @@ def _verify(chunk_size: int, since: TrustedCheckpoint | None) -> ChainReport:
     head = AuditHead.objects.filter(pk=1).values_list("seq", "hash").first()
     key = VerificationKey.load()
     anchor, start_time, fallback = _anchor(since, key) if since is not None else (None, None, "")
-    rows = AuditEvent.objects.order_by("seq", "id").values_list(*_STREAMED_FIELDS)
+    sealed = AuditEvent.objects.filter(seq__isnull=False)
+    rows = sealed.order_by("seq", "id").values_list(*_STREAMED_FIELDS)
     if anchor is None:
         state = _ChainWalk(head)
     else:
@@ -127,13 +142,14 @@ def _verify(chunk_size: int, since: TrustedCheckpoint | None) -> ChainReport:
         state.finish()
     except _Broken as broken:
         first_bad, message, chain_intact = broken.seq, broken.message, False
-        total = AuditEvent.objects.count() if anchor is None else state.head_seq
+        total = sealed.count() if anchor is None else state.head_seq
     else:
         first_bad, message, chain_intact = None, "", True
         total = state.count if anchor is None else state.head_seq
     checkpoints, warnings = verify_checkpoints(key, after_seq=anchor.seq if anchor else None)
     if fallback:
         warnings.insert(0, fallback)
+    pending = AuditEvent.objects.filter(seq__isnull=True).aggregate(count=Count("id"), oldest=Min("occurred_at"))
     failed = [result for result in checkpoints if not result.ok]
     if first_bad is None and failed:
         first_bad, message = failed[0].seq, failed[0].message
@@ -151,6 +167,8 @@ def _verify(chunk_size: int, since: TrustedCheckpoint | None) -> ChainReport:
         warnings=warnings,
         from_seq=state.start_seq + 1,
         anchor=anchor,
+        pending=pending["count"],
+        pending_since=pending["oldest"],
     )
 
 

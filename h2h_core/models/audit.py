@@ -1,6 +1,9 @@
 """The append-only, hash-chained audit log.
 
-Rows of AuditEvent and AuditCheckpoint are never updated or deleted: database triggers refuse it.
+Rows of AuditEvent and AuditCheckpoint are never deleted, and never changed once in the chain:
+database triggers refuse it. On PostgreSQL an event is written in its change's transaction without
+its chain link (seq, prev_hash, hash empty) and the sealer (h2h_core/audit/sealer.py) links it
+after commit: that one UPDATE per row is all the triggers allow.
 AuditHead is a one-row table that holds the latest sequence number and hash; locking it assigns
 the next sequence number without gaps (see docs/audit.md).
 """
@@ -8,6 +11,7 @@ the next sequence number without gaps (see docs/audit.md).
 from datetime import UTC
 
 from django.db import models
+from django.db.models import F, Q
 
 
 class Outcome(models.TextChoices):
@@ -17,7 +21,7 @@ class Outcome(models.TextChoices):
 
 
 class AuditEvent(models.Model):
-    seq = models.BigIntegerField(unique=True)
+    seq = models.BigIntegerField(unique=True, null=True, blank=True)  # None: not sealed into the chain yet
     occurred_at = models.DateTimeField()
     # No foreign keys: an audit row must outlive anything it mentions and never be rewritten.
     actor_id = models.BigIntegerField(null=True, blank=True)
@@ -32,12 +36,15 @@ class AuditEvent(models.Model):
     reason = models.TextField(blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, blank=True)
+    sealed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["seq"]
+        # Events not sealed yet come after the chain, in the order they were written.
+        ordering = [F("seq").asc(nulls_last=True), "id"]
         indexes = [
+            models.Index(fields=["id"], condition=Q(seq__isnull=True), name="auditevent_unsealed"),
             models.Index(fields=["action", "seq"]),
             models.Index(fields=["object_type", "object_id"]),
             models.Index(fields=["actor_id", "seq"]),
@@ -45,7 +52,7 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
+        return f"#{self.seq if self.seq is not None else '(sealing)'} {self.action} {self.object_type}:{self.object_id}"
 
 
 class AuditHead(models.Model):

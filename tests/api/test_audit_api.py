@@ -2,7 +2,7 @@
 
 import pytest
 
-from h2h_core.audit import audit_record
+from h2h_core.audit import audit_record, audit_seal
 
 from .helpers import assert_error_shape
 
@@ -17,6 +17,7 @@ def record(count, *, action="case.note_added", actor=None, outcome="success"):
     for number in range(count):
         with transaction.atomic():
             audit_record(actor=actor, action=action, object_type="case", object_id=number + 1, outcome=outcome)
+    audit_seal()  # the API lists the chain: events once the sealer has run (PostgreSQL; SQLite links at once)
 
 
 def test_only_auditors_read_the_audit_log(as_alice, as_maria, as_audrey):

@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 from django.db import transaction
 
-from h2h_core.audit import audit_record
+from h2h_core.audit import audit_record, audit_seal
 from h2h_core.audit.checkpoint import audit_checkpoint_create, generate_signing_key
 from h2h_core.models import AuditEvent, ChainVerification
 from tests.jobs import queued, run_jobs
@@ -26,6 +26,7 @@ def record(count):
     for number in range(count):
         with transaction.atomic():
             audit_record(actor=None, action="case.note_added", object_type="case", object_id=number + 1)
+    audit_seal()  # when the sealer has run (PostgreSQL; SQLite links at once)
 
 
 def verification_rows() -> list[tuple]:

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from authority.models import Decision
+from h2h_core.audit import audit_seal
 from h2h_core.models import AuditEvent
 from h2h_core.models.audit import Outcome
 from tests.factories import CaseFactory
@@ -148,6 +149,7 @@ def test_listing_decisions_costs_the_same_queries_for_5_or_30_rows(as_alice, ali
 
 def test_the_decision_reads_back_in_the_audit_log(as_alice, as_audrey, case_owned_by_alice, alice_may_refund_500):
     decision = as_alice.post("/api/v1/decisions/", refund(case_owned_by_alice), format="json").json()
+    audit_seal()  # the API lists the chain: when the sealer has run (PostgreSQL; SQLite links at once)
     events = as_audrey.get(f"/api/v1/audit-events/?object_type=decision&object_id={decision['id']}").json()
     (event,) = events["results"]
     assert event["action"] == "decision.executed" and event["actor_username"] == "alice"

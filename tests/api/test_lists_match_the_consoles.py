@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from authority.errors import AuthorityDenied
 from authority.services import decision_execute
+from h2h_core.audit import audit_seal
 from tests.factories import CaseFactory, GrantFactory, kind
 
 pytestmark = pytest.mark.django_db
@@ -27,6 +28,7 @@ def history(alice, bob, retention, alice_may_refund_500):
     with pytest.raises(AuthorityDenied):
         decision_execute(actor=alice, case=CaseFactory(owner=alice, team=retention), kind=kind("refund"),
                          amount="900", currency="EUR", rationale="Too much")
+    audit_seal()  # the API lists the chain: when the sealer has run (PostgreSQL; SQLite links at once)
 
 
 def console_rows(audrey, url: str, query: dict, key: str) -> list:

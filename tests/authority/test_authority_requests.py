@@ -127,8 +127,9 @@ def state():
     }
 
 
-def audit_seq():
-    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+def last_audit_id():
+    """The newest audit event's id: events written later have larger ids, sealed into the chain or not yet."""
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def open_request(actor, case, amount="1200", justification="Key account, double charge twice"):
@@ -300,13 +301,13 @@ def test_the_one_off_grant_covers_its_amount_once(alice, maria, case_owned_by_al
     # given alice executed the 1,200 maria approved (and has used up her own 500 on the case)
     authority_request_approve(actor=maria, request=open_request(alice, case_owned_by_alice))
     execute(alice, case_owned_by_alice, "1200")
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when she refunds 1,200 again
     with pytest.raises(AuthorityDenied):
         execute(alice, case_owned_by_alice, "1200")
     # then it is refused, audited, and nothing changed
     assert {k: v for k, v in state().items() if k != "audit"} == {k: v for k, v in before.items() if k != "audit"}
-    assert list(AuditEvent.objects.filter(seq__gt=audit_before).values_list("action", "outcome")) == [
+    assert list(AuditEvent.objects.filter(id__gt=audit_before).values_list("action", "outcome")) == [
         ("decision.refused", Outcome.DENIED)
     ]
 
@@ -316,14 +317,14 @@ def test_the_one_off_grant_does_not_help_on_another_case(alice, maria, retention
     # given maria approved 1,200 for alice on one case, and alice owns another
     authority_request_approve(actor=maria, request=open_request(alice, case_owned_by_alice))
     other_case = CaseFactory(owner=alice, team=retention)
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when alice refunds 1,200 on the other case
     with pytest.raises(AuthorityDenied) as refused:
         execute(alice, other_case, "1200")
     # then her own limit applies there, and nothing changed but the audited refusal
     assert refused.value.verdict.level == "person"
     assert {k: v for k, v in state().items() if k != "audit"} == {k: v for k, v in before.items() if k != "audit"}
-    refusal = AuditEvent.objects.get(seq__gt=audit_before)
+    refusal = AuditEvent.objects.get(id__gt=audit_before)
     assert (refusal.action, refusal.outcome, refusal.object_id) == ("decision.refused", Outcome.DENIED,
                                                                     str(other_case.pk))
 

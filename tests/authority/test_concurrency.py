@@ -19,6 +19,7 @@ from authority import usage
 from authority.errors import AlreadyDecided, AuthorityDenied, IdempotencyConflict
 from authority.models import AuthorityRequest, Decision, Grant, OutboxMessage, Period, RequestStatus, UsageCounter
 from authority.services import authority_request_approve, authority_request_open, decision_execute
+from h2h_core.audit import audit_seal
 from h2h_core.audit.verify import verify_chain
 from h2h_core.models import AuditEvent, Role
 from tests.factories import CaseFactory, GrantFactory, UserFactory, kind
@@ -74,6 +75,7 @@ def split(results):
 
 
 def assert_chain_intact_with(events: int) -> None:
+    audit_seal()  # when the sealer has run
     report = verify_chain()
     assert report.ok, report.message
     assert report.count == events == AuditEvent.objects.count()

@@ -78,14 +78,15 @@ def state():
 
 def assert_refusal_recorded_and_nothing_changed(before, *, audit_before, actor, case):
     assert state() == before
-    new_events = list(AuditEvent.objects.filter(seq__gt=audit_before))
+    new_events = list(AuditEvent.objects.filter(id__gt=audit_before))
     assert [(e.action, e.outcome) for e in new_events] == [("decision.refused", Outcome.DENIED)]
     assert new_events[0].actor_id == actor.pk
     assert new_events[0].object_type == "case" and new_events[0].object_id == str(case.pk)
 
 
-def audit_seq():
-    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+def last_audit_id():
+    """The newest audit event's id: events written later have larger ids, sealed into the chain or not yet."""
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def execute(actor, case, amount, *, currency="EUR", rationale="double charge", key=None, code="refund"):
@@ -143,7 +144,7 @@ def test_refund_over_per_case_cap_is_refused_and_changes_nothing(alice, case_own
     # given alice may refund 500 per case and has refunded 300 on this case
     grant_refund(alice)
     execute(alice, case_owned_by_alice, "300")
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when she refunds another 300
     with pytest.raises(AuthorityDenied) as refused:
         execute(alice, case_owned_by_alice, "300")
@@ -159,7 +160,7 @@ def test_refund_over_period_cap_is_refused_and_changes_nothing(alice, case_owned
     # given alice may refund 500 per case and 1,000 per month, and has used 900 this month
     grant_refund(alice)
     set_usage(period_key(alice), "900", kind_obj=refund, agent=alice, period=Period.MONTH, currency="EUR")
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when she refunds 200
     with pytest.raises(AuthorityDenied) as refused:
         execute(alice, case_owned_by_alice, "200")
@@ -176,7 +177,7 @@ def test_refund_over_period_cap_is_refused_and_changes_nothing(alice, case_owned
 
 def test_refund_without_any_grant_is_refused_and_changes_nothing(alice, case_owned_by_alice):
     # given alice holds no grant at all (deny by default)
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when she refunds 10
     with pytest.raises(AuthorityDenied) as refused:
         execute(alice, case_owned_by_alice, "10")
@@ -192,7 +193,7 @@ def test_refund_without_any_grant_is_refused_and_changes_nothing(alice, case_own
 def test_another_agent_may_not_decide_on_alices_case(alice, bob, case_owned_by_alice):
     # given bob has plenty of authority, but alice owns the case
     grant_refund(bob, per_case="5000", per_month="50000")
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when bob refunds on it
     with pytest.raises(NotCaseOwner):
         execute(bob, case_owned_by_alice, "10")
@@ -204,7 +205,7 @@ def test_another_agent_may_not_decide_on_alices_case(alice, bob, case_owned_by_a
 def test_a_manager_may_not_decide_on_a_case_she_does_not_own(alice, maria, case_owned_by_alice):
     # given maria manages the team and has more authority than alice
     grant_refund(maria, per_case="5000", per_month="50000")
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when she refunds on alice's case
     with pytest.raises(NotCaseOwner):
         execute(maria, case_owned_by_alice, "10")
@@ -217,7 +218,7 @@ def test_no_decision_on_a_resolved_case(alice, retention):
     # given alice owned a case that is now resolved
     grant_refund(alice)
     case = CaseFactory(owner=alice, team=retention, status=CaseStatus.RESOLVED)
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when she refunds on it
     with pytest.raises(CaseNotOpen):
         execute(alice, case, "10")
@@ -246,13 +247,13 @@ def test_a_reused_key_with_a_different_payload_is_a_conflict_and_changes_nothing
     # given alice refunded 200 with key k1
     grant_refund(alice)
     first = execute(alice, case_owned_by_alice, "200", key="k1")
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when she sends 250 with the same key
     with pytest.raises(IdempotencyConflict) as conflict:
         execute(alice, case_owned_by_alice, "250", key="k1")
     # then the conflict names the first decision, and nothing changed
     assert conflict.value.details["decision_id"] == first.pk
-    assert state() == before and audit_seq() == audit_before
+    assert state() == before and last_audit_id() == audit_before
 
 
 def test_idempotency_keys_are_scoped_per_user(alice, bob, retention, case_owned_by_alice):
@@ -278,7 +279,7 @@ def test_after_a_handover_the_new_owner_sees_what_the_old_one_decided(alice, bob
     grant_refund(bob)
     execute(alice, case_owned_by_alice, "300")
     case_handover(actor=alice, case=case_owned_by_alice, to_user=bob, note="Customer prefers phone")
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when bob refunds 300 on the case
     with pytest.raises(AuthorityDenied) as refused:
         execute(bob, case_owned_by_alice, "300")
@@ -297,7 +298,7 @@ def test_the_old_owner_may_not_decide_after_a_handover(alice, bob, case_owned_by
     # given alice handed her case over to bob
     grant_refund(alice)
     case_handover(actor=alice, case=case_owned_by_alice, to_user=bob, note="Going on leave")
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when alice refunds on it
     with pytest.raises(NotCaseOwner):
         execute(alice, case_owned_by_alice, "10")
@@ -325,38 +326,38 @@ def test_the_old_owner_may_not_decide_after_a_handover(alice, bob, case_owned_by
 def test_bad_input_is_a_validation_error_and_changes_nothing(alice, case_owned_by_alice, amount, rationale, field):
     # given alice may refund
     grant_refund(alice)
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when the input is not a valid decision
     with pytest.raises(ValidationError) as invalid:
         execute(alice, case_owned_by_alice, amount, rationale=rationale)
     # then the error names the field, and nothing at all changed (not even the audit log)
     assert field in invalid.value.message_dict
-    assert state() == before and audit_seq() == audit_before
+    assert state() == before and last_audit_id() == audit_before
 
 
 @pytest.mark.parametrize("key", ["", "   ", "k" * 101, "line\nbreak"])
 def test_a_malformed_idempotency_key_is_a_validation_error(alice, case_owned_by_alice, key):
     # given alice may refund
     grant_refund(alice)
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when her idempotency key is empty, too long or not printable
     with pytest.raises(ValidationError) as invalid:
         execute(alice, case_owned_by_alice, "10", key=key)
     # then nothing changed
     assert "idempotency_key" in invalid.value.message_dict
-    assert state() == before and audit_seq() == audit_before
+    assert state() == before and last_audit_id() == audit_before
 
 
 def test_an_unknown_currency_is_a_validation_error(alice, case_owned_by_alice):
     # given alice may refund in EUR
     grant_refund(alice)
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when she names a currency that does not exist
     with pytest.raises(ValidationError) as invalid:
         execute(alice, case_owned_by_alice, "10", currency="EUX")
     # then nothing changed
     assert "currency" in invalid.value.message_dict
-    assert state() == before and audit_seq() == audit_before
+    assert state() == before and last_audit_id() == audit_before
 
 
 # --- currencies --------------------------------------------------------------------------------
@@ -383,7 +384,7 @@ def test_a_converted_amount_over_the_cap_is_refused(alice, case_owned_by_alice):
     # given alice may refund 500 EUR per case and 1 USD is worth 0.9 EUR
     grant_refund(alice)
     ExchangeRate.objects.create(base="USD", quote="EUR", rate=Decimal("0.9"), valid_on=date(2024, 1, 2))
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when she refunds 600 USD (540 EUR)
     with pytest.raises(AuthorityDenied) as refused:
         execute(alice, case_owned_by_alice, "600", currency="USD")
@@ -396,7 +397,7 @@ def test_a_converted_amount_over_the_cap_is_refused(alice, case_owned_by_alice):
 def test_without_an_exchange_rate_a_foreign_currency_decision_is_refused(alice, case_owned_by_alice):
     # given alice's grant is in EUR and no GBP rate is known
     grant_refund(alice)
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when she refunds in GBP
     with pytest.raises(AuthorityDenied) as refused:
         execute(alice, case_owned_by_alice, "10", currency="GBP")
@@ -412,14 +413,14 @@ def test_without_an_exchange_rate_a_foreign_currency_decision_is_refused(alice, 
 def test_a_decision_refused_inside_a_callers_transaction_aborts_all_of_it(alice, case_owned_by_alice, refund):
     # given alice may refund 500 per case
     grant_refund(alice)
-    before, audit_before = state(), audit_seq()
+    before, audit_before = state(), last_audit_id()
     # when the caller's transaction decides 400 and then 200 more (over the per-case limit)
     with pytest.raises(AuthorityDenied), transaction.atomic():
         execute(alice, case_owned_by_alice, "400")
         execute(alice, case_owned_by_alice, "200")
     # then the first decision was rolled back too, and the refusal is left to the caller to record
     assert state() == before
-    assert audit_seq() == audit_before
+    assert last_audit_id() == audit_before
 
 
 def test_a_refusal_names_its_approvers_looked_up_after_the_case_lock_is_released(alice, maria, case_owned_by_alice,

@@ -12,6 +12,7 @@ from authority import selectors
 from authority.errors import AlreadyDecided
 from authority.models import Grant
 from authority.services import GrantTerms, grant_change, grant_confirm, grant_create, grant_end, grant_reject
+from h2h_core.audit import audit_seal
 from h2h_core.models import AuditEvent
 from tests.factories import GrantFactory, kind, team_manager
 
@@ -109,6 +110,7 @@ def test_ending_a_grant_voids_its_pending_change_and_records_why(alice, maria, z
     v2 = grant_change(actor=maria, grant=v1, terms=refund("5000"), reason="big raise")
     # when maria ends the grant
     v1 = grant_end(actor=maria, grant=v1, reason="left the team")
+    audit_seal()  # when the sealer has run (PostgreSQL; SQLite links at once)
     # then the change is voided in the same step, and the audit log says why
     v2.refresh_from_db()
     assert v2.status == "voided"

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from h2h_core import request_context
-from h2h_core.audit import GENESIS_HASH, audit_record, event_hash
+from h2h_core.audit import GENESIS_HASH, audit_record, audit_seal, event_hash
 from h2h_core.audit.chain import HASHED_FIELDS
 from h2h_core.audit.checkpoint import audit_checkpoint_create, generate_signing_key
 from h2h_core.audit.verify import verify_chain
@@ -21,9 +21,12 @@ TRANSACTIONAL = pytest.mark.django_db(transaction=True, serialized_rollback=True
 
 
 def record(action="case.note_added", **fields):
+    """Record one event and, when the sealer has run (PostgreSQL; SQLite links at once), return it sealed."""
     with transaction.atomic():
-        return audit_record(actor=fields.pop("actor", None), action=action, object_type="case",
-                            object_id=fields.pop("object_id", 1), **fields)
+        event = audit_record(actor=fields.pop("actor", None), action=action, object_type="case",
+                             object_id=fields.pop("object_id", 1), **fields)
+    audit_seal()
+    return AuditEvent.objects.get(pk=event.pk)
 
 
 def stored_fields(event: AuditEvent) -> dict:

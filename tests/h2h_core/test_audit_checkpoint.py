@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from h2h_core.audit import audit_record, event_hash
+from h2h_core.audit import audit_record, audit_seal, event_hash
 from h2h_core.audit.chain import HASHED_FIELDS
 from h2h_core.audit.checkpoint import (
     audit_checkpoint_create,
@@ -36,9 +36,11 @@ def signing_key(key_path):
 
 
 def record(n: int) -> None:
+    """Record `n` events, and let the sealer link them into the chain (PostgreSQL; SQLite links at once)."""
     for index in range(n):
         with transaction.atomic():
             audit_record(actor=None, action="case.note_added", object_type="case", object_id=index)
+    audit_seal()
 
 
 def verify_audit() -> tuple[int, str, str]:

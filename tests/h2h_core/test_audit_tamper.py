@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from h2h_core.audit import audit_record, event_hash
+from h2h_core.audit import audit_record, audit_seal, event_hash
 from h2h_core.audit.chain import HASHED_FIELDS
 from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead
 
@@ -21,7 +21,8 @@ def record(n: int) -> list[AuditEvent]:
         with transaction.atomic():
             events.append(audit_record(actor=None, action="case.note_added", object_type="case",
                                        object_id=index, after={"note": f"note {index}"}))
-    return events
+    audit_seal()  # when the sealer has run (PostgreSQL; SQLite links at once): read the events back sealed
+    return [AuditEvent.objects.get(pk=event.pk) for event in events]
 
 
 def a_checkpoint() -> AuditCheckpoint:

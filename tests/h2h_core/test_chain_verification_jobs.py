@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from h2h_core.audit import audit_record
+from h2h_core.audit import audit_record, audit_seal
 from h2h_core.audit.checkpoint import audit_checkpoint_create, generate_signing_key
 from h2h_core.audit.jobs import chain_verification_run, chain_verification_scheduled
 from h2h_core.audit.verification import chain_verification_request
@@ -44,6 +44,7 @@ def record(n: int) -> None:
     for index in range(n):
         with transaction.atomic():
             audit_record(actor=None, action="case.note_added", object_type="case", object_id=index)
+    audit_seal()  # when the sealer has run (PostgreSQL; SQLite links at once)
 
 
 def verify(actor, *, full: bool = False) -> ChainVerification:

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from h2h_core.audit import audit_record
+from h2h_core.audit import audit_record, audit_seal
 from h2h_core.audit.chain import format_instant
 from h2h_core.audit.checkpoint import (
     audit_checkpoint_create,
@@ -51,9 +51,11 @@ def audrey(db):
 
 
 def record(n: int) -> None:
+    """Record `n` events, and let the sealer link them into the chain (PostgreSQL; SQLite links at once)."""
     for index in range(n):
         with transaction.atomic():
             audit_record(actor=None, action="case.note_added", object_type="case", object_id=index)
+    audit_seal()
 
 
 def verify_audit() -> tuple[int, str, str]:

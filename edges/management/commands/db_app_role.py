@@ -22,8 +22,12 @@ from h2h_core.models import AuditHead
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
 READ_WRITE = "SELECT, INSERT, UPDATE, DELETE"
-# Events and checkpoints are only ever inserted and read (h2h_core/audit/record.py, checkpoint.py).
+# Events and checkpoints are only ever inserted and read (h2h_core/audit/record.py, checkpoint.py)...
 APPEND_ONLY = "SELECT, INSERT"
+# ...except the chain link of an event, which the sealer sets once after commit (h2h_core/audit/sealer.py);
+# the event table's trigger refuses any other change, and every change to a sealed row.
+SEAL_COLUMNS = ("seq", "prev_hash", "hash", "sealed_at")
+SEALED_TABLE = "h2h_core_auditevent"
 # The head row moves with every event; the first writer on an empty database inserts it.
 HEAD = "SELECT, INSERT, UPDATE"
 # Migrations are the owner's business; the application only asks which ones ran (system checks).
@@ -93,6 +97,7 @@ $$""",
         f"GRANT {READ_WRITE} ON ALL TABLES IN SCHEMA {q(schema)} TO {q(role)}",
         f"REVOKE ALL ON TABLE {tables([*append_only, head, MIGRATIONS_TABLE])} FROM {q(role)}",
         f"GRANT {APPEND_ONLY} ON TABLE {tables(append_only)} TO {q(role)}",
+        f"GRANT UPDATE ({', '.join(SEAL_COLUMNS)}) ON TABLE {tables([SEALED_TABLE])} TO {q(role)}",
         f"GRANT {HEAD} ON TABLE {tables([head])} TO {q(role)}",
         f"GRANT SELECT ON TABLE {tables([MIGRATIONS_TABLE])} TO {q(role)}",
         f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {q(schema)} FROM {q(role)}",
@@ -163,6 +168,7 @@ class Command(BaseCommand):
             raise CommandError(f"Nothing was changed: {error}".strip()) from error
         self.stdout.write(
             f"Role {role} on {database_name}.{schema}: {READ_WRITE} on the application's tables; "
-            f"{APPEND_ONLY} on {', '.join(append_only)}; {HEAD} on {head}; SELECT on {MIGRATIONS_TABLE}; "
+            f"{APPEND_ONLY} on {', '.join(append_only)}; UPDATE ({', '.join(SEAL_COLUMNS)}) on {SEALED_TABLE}; "
+            f"{HEAD} on {head}; SELECT on {MIGRATIONS_TABLE}; "
             "USAGE, SELECT on sequences. Run this again after every migrate."
         )

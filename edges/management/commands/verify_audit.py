@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
+from h2h_core.audit.seal_lag import seal_lag
 from h2h_core.audit.verification import trusted_checkpoint
 from h2h_core.audit.verify import verify_chain
 
@@ -43,6 +44,7 @@ class Command(BaseCommand):
         if not quiet:
             if report.ok:
                 self.stdout.write(report.summary())
+            self.stdout.write(f"Sealing: {seal_lag().summary()}")
             for result in report.checkpoints:
                 if result.ok:
                     self.stdout.write(f"OK {result.message}")

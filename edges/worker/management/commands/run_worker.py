@@ -5,6 +5,11 @@ Run one or more on every machine that should do background work; they share the 
 exclusive transaction on SQLite) and the schedule (each periodic slot is enqueued once, see
 edges.worker.schedule). One worker runs one job at a time, so the number of workers bounds the
 concurrency of outgoing webhooks and mail.
+
+Every worker also runs the audit sealer (h2h_core/audit/sealer.py) in a thread: it links committed
+audit events into the hash chain, every `--seal-interval` seconds while there is work, backing off
+to `--seal-idle` seconds when there is none. Sealers on many workers take turns (an advisory lock):
+more workers only make the sealing survive the loss of one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
 from edges.worker.schedule import schedule_due
+from h2h_core.audit.sealer import audit_seal
 from h2h_core.request_context import log_context
 
 logger = logging.getLogger("h2h.worker")
@@ -53,6 +59,29 @@ class Scheduler(threading.Thread):
         connections.close_all()
 
 
+class Sealer(threading.Thread):
+    """Seals audit events into the chain, on its own database connection, until stopped."""
+
+    def __init__(self, *, interval: float, idle: float):
+        super().__init__(name="h2h-sealer", daemon=True)
+        self.interval, self.idle = interval, idle
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        wait = self.interval
+        while not self.stopping.is_set():
+            try:
+                # Back off while there is nothing to seal; at once back to the short period when there is.
+                wait = self.interval if audit_seal() else min(self.idle, wait * 2)
+            except DatabaseError:  # the database is away for a moment: try again at the next tick
+                logger.exception("Could not seal audit events")
+                wait = self.idle
+            finally:
+                close_old_connections()
+            self.stopping.wait(wait)
+        connections.close_all()
+
+
 class Command(BaseCommand):
     help = "Run background jobs (timers, webhooks, mail, audit, exports) and enqueue the periodic ones."
 
@@ -65,14 +94,21 @@ class Command(BaseCommand):
                             help="Seconds between two looks at the periodic schedule (default 5).")
         parser.add_argument("--no-schedule", action="store_true",
                             help="Only run jobs; another worker enqueues the periodic ones.")
+        parser.add_argument("--seal-interval", type=float, default=0.25,
+                            help="Seconds between two runs of the audit sealer while it finds work (default 0.25).")
+        parser.add_argument("--seal-idle", type=float, default=1.0,
+                            help="Seconds between two runs of the audit sealer when idle (default 1).")
+        parser.add_argument("--no-seal", action="store_true",
+                            help="Do not run the audit sealer here; other workers do.")
         parser.add_argument("--batch", action="store_true",
                             help="Run the jobs ready now (and the periodic ones due now), then exit.")
         parser.add_argument("--worker-id", default="", help="A name unique across the workers (default: random).")
 
     def handle(self, *args, queues: str, interval: float, schedule_interval: float, no_schedule: bool,
-               batch: bool, worker_id: str, **options):
-        if interval < 0 or schedule_interval <= 0:
-            raise CommandError("--interval cannot be negative and --schedule-interval must be positive.")
+               seal_interval: float, seal_idle: float, no_seal: bool, batch: bool, worker_id: str, **options):
+        if interval < 0 or schedule_interval <= 0 or seal_interval <= 0 or seal_idle < seal_interval:
+            raise CommandError("--interval cannot be negative, --schedule-interval and --seal-interval must be "
+                               "positive, and --seal-idle at least --seal-interval.")
         worker_id = worker_id or get_random_string(12)
         if len(worker_id) > 64:
             raise CommandError("--worker-id must be at most 64 characters.")
@@ -80,19 +116,27 @@ class Command(BaseCommand):
                            interval=interval, batch=batch, backend_name="default", startup_delay=not batch,
                            max_tasks=None, worker_id=worker_id, excluded_queue_names=[])
         if batch:
+            if not no_seal:
+                audit_seal()
             if not no_schedule:
                 schedule_due()
             worker.run()
+            if not no_seal:
+                audit_seal()  # what the jobs just recorded
             return
-        scheduler = None
+        scheduler = sealer = None
         if not no_schedule:
             scheduler = Scheduler(interval=schedule_interval)
             scheduler.start()
+        if not no_seal:
+            sealer = Sealer(interval=seal_interval, idle=seal_idle)
+            sealer.start()
         self.stdout.write(f"Worker {worker_id} taking jobs from queue(s) {queues}"
                           f"{'' if no_schedule else ', enqueuing periodic jobs'}; stop with Ctrl-C or SIGTERM.")
         worker.configure_signals()
         try:
             worker.run()
         finally:
-            if scheduler is not None:
-                scheduler.stopping.set()
+            for thread in (scheduler, sealer):
+                if thread is not None:
+                    thread.stopping.set()
