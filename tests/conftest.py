@@ -104,7 +104,7 @@ def case_owned_by_alice(alice, retention):
 
 def audit_trigger_sql():
     """Return the migration module that holds the current trigger SQL (one definition for app and tests)."""
-    return importlib.import_module("h2h_core.migrations.0012_audit_sealer")
+    return importlib.import_module("h2h_core.migrations.0013_audit_tree")
 
 
 def _on_postgres_superuser() -> bool:

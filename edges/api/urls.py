@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from edges.api.errors import not_found_json
 from edges.api.schema import SwaggerUI
-from edges.api.views import ai, audit, auth, cases, decisions, findings, grants, hand_offs, requests
+from edges.api.views import ai, audit, auth, cases, decisions, findings, grants, hand_offs, receipts, requests
 
 router = SimpleRouter()
 router.register("cases", cases.CaseViewSet, basename="case")
@@ -27,6 +27,9 @@ v1 = [
     path("audit-verify/", audit.AuditVerify.as_view(), name="audit-verify"),
     path("audit-verifications/<int:pk>/", audit.AuditVerificationDetail.as_view(), name="audit-verification-detail"),
     path("findings/", findings.FindingsView.as_view(), name="findings"),
+    path("decisions/<int:pk>/receipt/", receipts.DecisionReceipt.as_view(), name="decision-receipt"),
+    path("audit-checkpoints/consistency/", receipts.CheckpointConsistency.as_view(),
+         name="audit-checkpoint-consistency"),
     # The tools of an AI agent (edges.api.views.ai)
     path("ai/me/", ai.Me.as_view(), name="ai-me"),
     path("ai/take/", ai.Take.as_view(), name="ai-take"),

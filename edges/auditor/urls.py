@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.audit_log, name="log"),
     path("decisions/", views.decision_log, name="decisions"),
     path("decisions/<int:pk>/", views.decision_detail, name="decision"),
+    path("decisions/<int:pk>/receipt.json", views.decision_receipt, name="decision_receipt"),
     path("decisions/<int:pk>/flag/", views.flag_decision, name="flag"),
     path("grants/<int:pk>/", views.grant_version, name="grant"),
     path("authority/", views.authority_at, name="authority_at"),

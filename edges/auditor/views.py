@@ -114,6 +114,26 @@ def decision_detail(request, pk: int):
     })
 
 
+@auditor_console
+def decision_receipt(request, pk: int):
+    """Download the decision's receipt (h2h-receipt/v1), checkable offline with examples/verify_receipt.py."""
+    from h2h_core.audit.jobs import audit_checkpoint_sign
+    from h2h_core.audit.tree import decision_receipt as receipt_of
+    from h2h_core.jobs import enqueue
+
+    if not Decision.objects.filter(pk=pk).exists():
+        raise Http404("No such decision")
+    receipt = receipt_of(decision_id=pk)
+    if receipt is None:
+        enqueue(audit_checkpoint_sign)  # signs only when the chain moved: asking twice costs nothing
+        messages.info(request, "No signed checkpoint includes this decision yet. A signing was asked for: "
+                               "download the receipt again in a minute.")
+        return redirect("audit:decision", pk=pk)
+    response = JsonResponse(receipt, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="decision-{pk}-receipt.json"'
+    return response
+
+
 def _usage_before_after(decision: Decision) -> list[dict]:
     """Headroom the decision found and what it left, from the verdict stored with it."""
     verdict = decision.verdict or {}
@@ -282,12 +302,12 @@ def verify_request(request):
 @auditor_console
 def checkpoints_json(request):
     """Every signed checkpoint, with what its signature covers, as JSON for outside verification."""
-    from h2h_core.audit.verify import checkpoint_message
-
     rows = [{
-        "seq": c.seq, "hash": c.hash, "signed_at": c.signed_at.astimezone(UTC).isoformat(),
+        "id": c.pk, "seq": c.seq, "hash": c.hash, "signed_at": c.signed_at.astimezone(UTC).isoformat(),
+        # v2 checkpoints also sign the root of the Merkle tree over entries 1..seq (tree_size = seq).
+        "tree_size": c.seq if c.root_hash else None, "root_hash": c.root_hash or None,
         "signature": c.signature, "key_fingerprint": c.key_fingerprint, "public_key": c.public_key,
-        "signed_message": checkpoint_message(seq=c.seq, hash=c.hash, signed_at=c.signed_at).decode(),
+        "signed_message": c.signed_message().decode(),
     } for c in AuditCheckpoint.objects.order_by("seq", "id")]
     response = JsonResponse({
         "algorithm": "Ed25519 over signed_message (UTF-8); signature and hash in hex",

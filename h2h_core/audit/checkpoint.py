@@ -28,6 +28,7 @@ from h2h_core.transactions import service_atomic
 from .chain import GENESIS_HASH
 from .record import audit_record
 from .sealer import audit_seal
+from .tree import audit_tree_extend, audit_tree_root
 
 
 class SigningKeyError(ImproperlyConfigured):
@@ -221,9 +222,12 @@ def audit_checkpoint_create(*, actor=None, only_if_moved: bool = False) -> Audit
             since = AuditEvent.objects.filter(seq__gt=last if last is not None else 0)
             if last is not None and not since.exclude(action=CHECKPOINT_EVENT).exists():
                 return None
+        if head is not None:
+            audit_tree_extend(head=head)  # on SQLite the tree grows here; the sealer grew it on PostgreSQL
         checkpoint = AuditCheckpoint(
             seq=head.seq if head else 0,
             hash=head.hash if head else GENESIS_HASH,
+            root_hash=audit_tree_root(head.seq if head else 0),
             signed_at=timezone.now(),
             public_key=public_pem,
             key_fingerprint=fingerprint,
@@ -238,6 +242,7 @@ def audit_checkpoint_create(*, actor=None, only_if_moved: bool = False) -> Audit
             after={
                 "seq": checkpoint.seq,
                 "hash": checkpoint.hash,
+                "root_hash": checkpoint.root_hash,
                 "signed_at": checkpoint.signed_at,
                 "key_fingerprint": fingerprint,
             },

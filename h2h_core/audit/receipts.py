@@ -21,6 +21,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from h2h_core.models.audit import checkpoint_message
+
 from . import merkle
 from .chain import HASHED_FIELDS, canonical_json, event_body, format_instant
 
@@ -36,9 +38,9 @@ def checkpoint_message_v2(*, seq: int, hash: str, tree_size: int, root_hash: str
     `h2h-audit-checkpoint:v2:{seq}:{hash}:{tree_size}:{root_hash}:{signed_at}`, hashes as lowercase
     hex, signed_at in UTC as YYYY-MM-DDTHH:MM:SS.ffffffZ (as v1).
     """
-    if isinstance(signed_at, datetime):
-        signed_at = format_instant(signed_at)
-    return f"h2h-audit-checkpoint:v2:{seq}:{hash}:{tree_size}:{root_hash}:{signed_at}".encode()
+    if not root_hash:
+        raise ValueError("a v2 checkpoint signs a Merkle root")
+    return checkpoint_message(seq=seq, hash=hash, signed_at=signed_at, root_hash=root_hash, tree_size=tree_size)
 
 
 def checkpoint_document(

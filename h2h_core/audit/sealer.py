@@ -32,6 +32,7 @@ from h2h_core.lock_objects import audit_head_qs_select_for_update
 from h2h_core.models import AuditEvent, AuditHead
 
 from .chain import GENESIS_HASH, HASHED_FIELDS, event_hash
+from .tree import audit_tree_extend
 
 # pg_try_advisory_xact_lock's key: "h2h_seal" as a 64-bit number. Nothing else takes it.
 SEALER_LOCK = int.from_bytes(b"h2h_seal", "big")
@@ -78,6 +79,8 @@ def audit_seal(*, limit: int = 20_000, batch: int = 1000) -> int:
             sealed += len(values)
         if sealed:
             AuditHead.objects.filter(pk=1).update(seq=seq, hash=last_hash)
+            head.seq, head.hash = seq, last_hash
+        audit_tree_extend(head=head)  # the Merkle tree follows the chain, in the same transaction
     return sealed
 
 

@@ -24,10 +24,12 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Count, Min
 
-from h2h_core.models import AuditEvent, AuditHead
+from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead
 from h2h_core.transactions import read_snapshot
 
-from .chain import GENESIS_HASH, HASHED_FIELDS, event_hash
+from .chain import GENESIS_HASH
+from .stream import SealedRow, sealed_rows
+from .tree import TreeAccumulator
 from .verify_checkpoints import (  # noqa: F401  (checkpoint_message, verify_checkpoint_signature: re-exported)
     CheckpointResult,
     VerificationKey,
@@ -39,8 +41,6 @@ from .verify_checkpoints import (  # noqa: F401  (checkpoint_message, verify_che
     verify_checkpoint_signature,
     verify_checkpoints,
 )
-
-_STREAMED_FIELDS = (*HASHED_FIELDS, "hash")
 
 
 @dataclass(frozen=True)
@@ -130,15 +130,15 @@ def _verify(chunk_size: int, since: TrustedCheckpoint | None) -> ChainReport:
     key = VerificationKey.load()
     anchor, start_time, fallback = _anchor(since, key) if since is not None else (None, None, "")
     sealed = AuditEvent.objects.filter(seq__isnull=False)
-    rows = sealed.order_by("seq", "id").values_list(*_STREAMED_FIELDS)
-    if anchor is None:
-        state = _ChainWalk(head)
-    else:
-        state = _ChainWalk(head, start=(anchor.seq, anchor.hash, start_time))
-        rows = rows.filter(seq__gt=anchor.seq)
+    start_seq = anchor.seq if anchor is not None else 0
+    state = _ChainWalk(head) if anchor is None else _ChainWalk(head, start=(anchor.seq, anchor.hash))
+    # The root of the Merkle tree at every signed tree's size, computed along the walk.
+    state.roots_at = set(AuditCheckpoint.objects.filter(seq__gt=start_seq).exclude(root_hash="")
+                         .values_list("seq", flat=True))
+    state.tree = TreeAccumulator() if anchor is None else TreeAccumulator.from_store(anchor.seq)
     try:
-        for row in rows.iterator(chunk_size=chunk_size):
-            state.check(dict(zip(_STREAMED_FIELDS, row, strict=True)))
+        for row in sealed_rows(after_seq=anchor.seq if anchor is not None else None, chunk_size=chunk_size):
+            state.check(row)
         state.finish()
     except _Broken as broken:
         first_bad, message, chain_intact = broken.seq, broken.message, False
@@ -146,7 +146,9 @@ def _verify(chunk_size: int, since: TrustedCheckpoint | None) -> ChainReport:
     else:
         first_bad, message, chain_intact = None, "", True
         total = state.count if anchor is None else state.head_seq
-    checkpoints, warnings = verify_checkpoints(key, after_seq=anchor.seq if anchor else None)
+    last_time = (AuditEvent.objects.filter(seq=state.last_seq).values_list("occurred_at", flat=True).first()
+                 if state.last_seq > start_seq else start_time)
+    checkpoints, warnings = verify_checkpoints(key, after_seq=anchor.seq if anchor else None, roots=state.roots)
     if fallback:
         warnings.insert(0, fallback)
     pending = AuditEvent.objects.filter(seq__isnull=True).aggregate(count=Count("id"), oldest=Min("occurred_at"))
@@ -161,7 +163,7 @@ def _verify(chunk_size: int, since: TrustedCheckpoint | None) -> ChainReport:
         message=message,
         last_seq=state.last_seq,
         last_hash=state.last_hash,
-        last_time=state.last_time,
+        last_time=last_time,
         chain_intact=chain_intact,
         checkpoints=checkpoints,
         warnings=warnings,
@@ -186,6 +188,8 @@ def _anchor(since: TrustedCheckpoint, key: VerificationKey) -> tuple[CheckpointR
     if current_key is False:
         problems.append("it was not signed by the configured key")
     matches_chain = check_chain_hash(row, problems)
+    if row.root_hash and TreeAccumulator.from_store(row.seq).root() != row.root_hash:
+        problems.append("the stored Merkle tree up to it does not give the root it signed")
     if problems:
         return None, None, (f"The checkpoint at entry {since.seq} that the last verification proved no longer "
                             f"holds ({'; '.join(problems)}): {instead}.")
@@ -201,17 +205,20 @@ def _anchor(since: TrustedCheckpoint, key: VerificationKey) -> tuple[CheckpointR
 class _ChainWalk:
     """The state carried from one entry to the next while streaming the chain."""
 
-    def __init__(self, head: tuple[int, str] | None, start: tuple[int, str, datetime | None] = (0, GENESIS_HASH, None)):
+    def __init__(self, head: tuple[int, str] | None, start: tuple[int, str] = (0, GENESIS_HASH)):
         self.head_missing = head is None
         self.head_seq, self.head_hash = head if head is not None else (0, GENESIS_HASH)
         self.start_seq = start[0]
         self.count = 0
-        self.last_seq, self.last_hash, self.last_time = start
+        self.last_seq, self.last_hash = start
         self.last_prev_hash: str | None = None
-        self.before_last: tuple[int, str, datetime | None] = start
+        self.before_last: tuple[int, str] = start
+        self.tree = TreeAccumulator()
+        self.roots_at: set[int] = set()
+        self.roots: dict[int, str] = {0: self.tree.root()} if self.start_seq == 0 else {}
 
-    def check(self, entry: dict) -> None:
-        seq, expected = entry["seq"], self.last_seq + 1
+    def check(self, entry: SealedRow) -> None:
+        seq, expected = entry.seq, self.last_seq + 1
         if self.head_missing:
             raise _Broken(seq, "the chain head (the AuditHead row) is missing, yet the log has entries")
         if seq < 1:
@@ -224,8 +231,8 @@ class _ChainWalk:
                                "it was inserted behind the chain's back")
         if seq > expected:
             raise _Broken(expected, f"{_entries(expected, seq - 1)} missing (removed)")
-        if entry["prev_hash"] != self.last_hash:
-            if self.count and entry["prev_hash"] == self.last_prev_hash:
+        if entry.prev_hash != self.last_hash:
+            if self.count and entry.prev_hash == self.last_prev_hash:
                 raise _Broken(self.last_seq, f"entry {self.last_seq} was inserted behind the chain's back: "
                                              f"entry {seq} links to the entry before it")
             if seq == 1:
@@ -233,16 +240,14 @@ class _ChainWalk:
             raise _Broken(seq, f"entry {seq} does not link to entry {self.last_seq}: its previous-hash is not "
                                f"entry {self.last_seq}'s hash (entry {seq} was altered or inserted, "
                                f"or entry {self.last_seq} was rewritten)")
-        try:
-            computed = event_hash(entry)
-        except (TypeError, ValueError, AttributeError, KeyError):
-            computed = None
-        if computed != entry["hash"]:
+        if not entry.content_intact:
             raise _Broken(seq, f"entry {seq} was altered: its hash does not match its content")
         self.count += 1
-        self.before_last = (self.last_seq, self.last_hash, self.last_time)
-        self.last_seq, self.last_hash, self.last_prev_hash = seq, entry["hash"], entry["prev_hash"]
-        self.last_time = entry["occurred_at"]
+        self.before_last = (self.last_seq, self.last_hash)
+        self.last_seq, self.last_hash, self.last_prev_hash = seq, entry.hash, entry.prev_hash
+        self.tree.append(entry.hash)
+        if seq in self.roots_at:
+            self.roots[seq] = self.tree.root()
 
     def finish(self) -> None:
         if self.last_seq < self.head_seq:
@@ -254,5 +259,6 @@ class _ChainWalk:
             bad = self.last_seq
             if self.count:  # the head does not vouch for the last entry after all: not verified intact
                 self.count -= 1
-                self.last_seq, self.last_hash, self.last_time = self.before_last
+                self.roots.pop(bad, None)
+                self.last_seq, self.last_hash = self.before_last
             raise _Broken(bad, f"entry {bad} does not match the chain head: it was rewritten (or the head was)")

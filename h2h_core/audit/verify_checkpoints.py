@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db.models import OuterRef, Q, Subquery
 
 from h2h_core.models import AuditCheckpoint, AuditEvent
+from h2h_core.models.audit import checkpoint_message
 
 from .chain import GENESIS_HASH, format_instant
 from .checkpoint import CHECKPOINT_EVENT, SigningKeyError, key_fingerprint, load_public_key, public_key_pem
@@ -88,7 +89,7 @@ def check_signature(row: AuditCheckpoint, key: VerificationKey, problems: list[s
     signed_by_configured = key.fingerprint is not None and row.key_fingerprint == key.fingerprint
     valid = verify_checkpoint_signature(
         public_key_pem=key.pem if signed_by_configured else row.public_key,
-        seq=row.seq, hash=row.hash, signed_at=row.signed_at, signature=row.signature,
+        seq=row.seq, hash=row.hash, signed_at=row.signed_at, signature=row.signature, root_hash=row.root_hash,
     )
     if not valid:
         problems.append("its signature does not verify (forged or altered)")
@@ -113,14 +114,23 @@ def check_chain_hash(row, problems: list[str]) -> bool:
 
 
 def _recorded_values(row: AuditCheckpoint) -> dict:
-    return {"seq": row.seq, "hash": row.hash, "signed_at": format_instant(row.signed_at),
-            "key_fingerprint": row.key_fingerprint}
+    values = {"seq": row.seq, "hash": row.hash, "signed_at": format_instant(row.signed_at),
+              "key_fingerprint": row.key_fingerprint}
+    if row.root_hash:  # v2: the signed Merkle root is recorded too
+        values["root_hash"] = row.root_hash
+    return values
 
 
-def _checked(row, key: VerificationKey, record: tuple[int, dict] | None, warnings: list[str]) -> CheckpointResult:
+def _checked(row, key: VerificationKey, record: tuple[int, dict] | None, warnings: list[str],
+             chain_root: str | None = None) -> CheckpointResult:
+    """`chain_root`: the root of the Merkle tree over the chain's entries 1..row.seq, as the walk computed it
+    (None when the walk did not reach it: a break before it, or an incremental run's earlier entries)."""
     problems: list[str] = []
     signature_valid, current_key = check_signature(row, key, problems)
     matches_chain = check_chain_hash(row, problems)
+    if row.root_hash and chain_root is not None and chain_root != row.root_hash:
+        matches_chain = False
+        problems.append(f"the Merkle root it signed is not the root of the chain's entries 1 to {row.seq}")
     event_seq, recorded = None, False
     if record is None:
         problems.append("the chain has no record of its signing: it was stored behind the chain's back")
@@ -159,7 +169,7 @@ def _missing(object_id: str, event_seq: int, values: dict) -> CheckpointResult:
 
 
 def verify_checkpoints(
-    key: VerificationKey, *, after_seq: int | None = None
+    key: VerificationKey, *, after_seq: int | None = None, roots: dict[int, str] | None = None
 ) -> tuple[list[CheckpointResult], list[str]]:
     """Check the checkpoints against their signatures, the chain and the chain's record of them.
 
@@ -180,7 +190,7 @@ def verify_checkpoints(
     if after_seq is not None:
         named = [int(object_id) for object_id in recorded if object_id.isdigit()]
         rows = rows.filter(Q(seq__gte=after_seq) | Q(pk__in=named))
-    results = [_checked(row, key, recorded.pop(str(row.pk), None), warnings)
+    results = [_checked(row, key, recorded.pop(str(row.pk), None), warnings, (roots or {}).get(row.seq))
                for row in rows.order_by("seq", "id").iterator()]
     results += [_missing(object_id, event_seq, values) for object_id, (event_seq, values) in recorded.items()]
     results.sort(key=lambda result: (result.seq, result.event_seq or 0))
@@ -192,15 +202,9 @@ def verify_checkpoints(
     return results, warnings
 
 
-def checkpoint_message(*, seq: int, hash: str, signed_at: datetime | str) -> bytes:
-    """Return the bytes a checkpoint's signature covers (AuditCheckpoint.signed_message)."""
-    if isinstance(signed_at, datetime):
-        signed_at = signed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return f"h2h-audit-checkpoint:v1:{seq}:{hash}:{signed_at}".encode()
-
-
 def verify_checkpoint_signature(
-    *, public_key_pem: str | bytes, seq: int, hash: str, signed_at: datetime | str, signature: str
+    *, public_key_pem: str | bytes, seq: int, hash: str, signed_at: datetime | str, signature: str,
+    root_hash: str = "",
 ) -> bool:
     """Check one checkpoint with nothing but its public key: no database, no settings.
 
@@ -212,7 +216,8 @@ def verify_checkpoint_signature(
         public_key = serialization.load_pem_public_key(data)
         if not isinstance(public_key, Ed25519PublicKey):
             return False
-        public_key.verify(bytes.fromhex(signature), checkpoint_message(seq=seq, hash=hash, signed_at=signed_at))
+        public_key.verify(bytes.fromhex(signature),
+                          checkpoint_message(seq=seq, hash=hash, signed_at=signed_at, root_hash=root_hash))
     except (InvalidSignature, ValueError, TypeError, UnicodeError):
         return False
     return True

@@ -1,5 +1,5 @@
 from .ai_agents import AiAgent, HandOff, HandOffReason
-from .audit import AuditCheckpoint, AuditEvent, AuditHead
+from .audit import AuditCheckpoint, AuditEvent, AuditHead, AuditTreeNode
 from .cases import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier
 from .customers import CustomerNote
 from .mail import MailStatus, OutboundMail
@@ -16,6 +16,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "AuditHead",
+    "AuditTreeNode",
     "Case",
     "CaseCategory",
     "CaseEvent",

@@ -60,16 +60,22 @@ class AuditHead(models.Model):
 
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64)
+    tree_size = models.BigIntegerField(default=0)  # entries 1..tree_size are leaves of the Merkle tree
 
     def __str__(self) -> str:
         return f"head #{self.seq}"
 
 
 class AuditCheckpoint(models.Model):
-    """A signed statement "the chain had this hash at this sequence number at this time"."""
+    """A signed statement "the chain had this hash at this sequence number at this time".
+
+    Since Merkle trees (v2) it also signs `root_hash`, the root of the tree over entries 1..seq, so
+    one event's inclusion can be proven with a few hashes (h2h_core/audit/tree.py). v1 rows keep it empty.
+    """
 
     seq = models.BigIntegerField()
     hash = models.CharField(max_length=64)
+    root_hash = models.CharField(max_length=64, blank=True, default="")
     signed_at = models.DateTimeField()
     signature = models.CharField(max_length=128)
     public_key = models.TextField()
@@ -82,6 +88,32 @@ class AuditCheckpoint(models.Model):
         return f"checkpoint #{self.seq} at {self.signed_at:%Y-%m-%d %H:%M}"
 
     def signed_message(self) -> bytes:
-        """Return the bytes the signature covers; documented so outsiders can check it."""
-        signed_at = self.signed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return f"h2h-audit-checkpoint:v1:{self.seq}:{self.hash}:{signed_at}".encode()
+        """Return the bytes the signature covers; documented so outsiders can check it (docs/audit.md)."""
+        return checkpoint_message(seq=self.seq, hash=self.hash, signed_at=self.signed_at, root_hash=self.root_hash)
+
+
+def checkpoint_message(*, seq: int, hash: str, signed_at, root_hash: str = "", tree_size: int | None = None) -> bytes:
+    """v1: the chain head; v2 (with a Merkle root): the head and the root of the tree over entries
+    1..tree_size (the product signs trees as long as the chain: tree_size = seq)."""
+    signed = signed_at if isinstance(signed_at, str) else signed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if root_hash:
+        size = seq if tree_size is None else tree_size
+        return f"h2h-audit-checkpoint:v2:{seq}:{hash}:{size}:{root_hash}:{signed}".encode()
+    return f"h2h-audit-checkpoint:v1:{seq}:{hash}:{signed}".encode()
+
+
+class AuditTreeNode(models.Model):
+    """A perfect subtree of the Merkle tree over the chain: the hash of leaves [index << level, (index + 1) << level).
+
+    Append-only like the events (database triggers); written under the head's lock (h2h_core/audit/tree.py).
+    """
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("level", "index"), name="audittreenode_position")]
+
+    def __str__(self) -> str:
+        return f"tree node {self.level}/{self.index}"

@@ -189,16 +189,22 @@ def test_a_checkpoint_verifies_with_only_the_public_key_and_cryptography(signing
     checkpoint = audit_checkpoint_create()
     pem = public_key_pem(signing_key).encode()
     signed_at = checkpoint.signed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # when the outsider rebuilds the signed message by hand and checks it with cryptography alone
-    message = f"h2h-audit-checkpoint:v1:{checkpoint.seq}:{checkpoint.hash}:{signed_at}".encode()
+    # when the outsider rebuilds the signed message by hand (v2: the head and the Merkle root over
+    # entries 1..seq) and checks it with cryptography alone
+    message = (f"h2h-audit-checkpoint:v2:{checkpoint.seq}:{checkpoint.hash}:{checkpoint.seq}:{checkpoint.root_hash}:"
+               f"{signed_at}").encode()
     serialization.load_pem_public_key(pem).verify(bytes.fromhex(checkpoint.signature), message)
     # then it verifies (verify() raised nothing), and the product's standalone check agrees
     assert message == checkpoint.signed_message() == checkpoint_message(
-        seq=checkpoint.seq, hash=checkpoint.hash, signed_at=checkpoint.signed_at)
+        seq=checkpoint.seq, hash=checkpoint.hash, signed_at=checkpoint.signed_at, root_hash=checkpoint.root_hash)
     assert verify_checkpoint_signature(public_key_pem=pem, seq=checkpoint.seq, hash=checkpoint.hash,
-                                       signed_at=signed_at, signature=checkpoint.signature)
+                                       signed_at=signed_at, signature=checkpoint.signature,
+                                       root_hash=checkpoint.root_hash)
     assert not verify_checkpoint_signature(public_key_pem=pem, seq=checkpoint.seq + 1, hash=checkpoint.hash,
-                                           signed_at=signed_at, signature=checkpoint.signature)
+                                           signed_at=signed_at, signature=checkpoint.signature,
+                                           root_hash=checkpoint.root_hash)
+    assert not verify_checkpoint_signature(public_key_pem=pem, seq=checkpoint.seq, hash=checkpoint.hash,
+                                           signed_at=signed_at, signature=checkpoint.signature, root_hash="ab" * 32)
 
 
 @pytest.mark.django_db

@@ -83,7 +83,8 @@ def test_signing_records_the_checkpoint_in_the_chain_with_its_hash_time_and_key(
     event = AuditEvent.objects.get(seq=3)
     assert (event.action, event.object_type, event.object_id) == ("audit.checkpoint_signed", "audit_checkpoint",
                                                                  str(checkpoint.pk))
-    assert event.after == {"seq": 2, "hash": checkpoint.hash, "signed_at": format_instant(checkpoint.signed_at),
+    assert event.after == {"seq": 2, "hash": checkpoint.hash, "root_hash": checkpoint.root_hash,
+                           "signed_at": format_instant(checkpoint.signed_at),
                            "key_fingerprint": key_fingerprint(signing_key.public_key())}
 
 

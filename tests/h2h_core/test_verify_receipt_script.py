@@ -15,7 +15,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from h2h_core.audit import audit_record, merkle
+from h2h_core.audit import audit_record, audit_seal, merkle
 from h2h_core.audit.chain import GENESIS_HASH, HASHED_FIELDS, event_hash
 from h2h_core.audit.checkpoint import public_key_pem
 from h2h_core.audit.receipts import (
@@ -268,6 +268,7 @@ def test_receipts_of_recorded_events_verify(public_pem, log):
     for index in range(5):
         with transaction.atomic():
             audit_record(actor=None, action="case.note_added", object_type="case", object_id=index, after={"n": index})
+    audit_seal()  # PostgreSQL links events after commit; SQLite at once
     rows = [
         {name: getattr(event, name) for name in (*HASHED_FIELDS, "hash")}
         for event in AuditEvent.objects.order_by("seq")

@@ -1,0 +1,158 @@
+"""Time the audit chain's verification (verify_chain): full, incremental, and its memory.
+
+A throwaway database (bench/decisions.py's rules: a temporary SQLite file, or a PostgreSQL database
+named h2h_bench next to the one DATABASE_URL names) gets --events chained events of varied content
+(unicode, quotes, nested JSON, IPv4 and IPv6), hashed in Python and bulk-inserted. Then:
+
+- a full verification, best of --rounds: events per second, and the peak of Python's own
+  allocations (tracemalloc) at two sizes, to show memory does not grow with the log;
+- an incremental verification after a checkpoint at 90 % of the log (what the hourly job does).
+
+    DATABASE_URL=postgres://postgres@localhost:5432/postgres .venv/bin/python bench/verify.py --events 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import tracemalloc
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import decisions as base  # noqa: E402  (the throwaway-database helpers)
+
+BATCH = 5000
+TEXTS = ["Kunde doppelt belastet", "Rückerstattung «sofort»", 'quote " and \\ backslash', "tab\tand\nnewline",
+         "emoji 🙂 and 中文", "plain"]
+IPS = [None, "127.0.0.1", "203.0.113.7", "2001:db8::1", "::1"]
+
+
+def insert_events(count: int, *, start_seq: int = 0, previous: str | None = None) -> tuple[int, str]:
+    from django.utils import timezone
+
+    from h2h_core.audit import event_hash
+    from h2h_core.audit.chain import GENESIS_HASH
+    from h2h_core.models import AuditEvent
+
+    seq, previous = start_seq, previous or GENESIS_HASH
+    base_time = timezone.now() - timedelta(days=30)
+    batch = []
+    for i in range(count):
+        seq += 1
+        text = TEXTS[i % len(TEXTS)]
+        fields = {
+            "seq": seq, "occurred_at": base_time + timedelta(microseconds=i * 37), "actor_id": 1 + i % 50,
+            "actor_username": f"agent-{i % 50}", "actor_roles": ["Agent"] if i % 3 else ["Agent", "Manager"],
+            "action": "decision.executed" if i % 4 else "decision.refused", "object_type": "decision",
+            "object_id": str(i), "outcome": "success" if i % 4 else "denied",
+            "before": None if i % 5 else {"status": "owned", "owner": i % 50},
+            "after": {"id": i, "case_id": i // 3, "kind": "refund", "amount": f"{i % 997}.50", "currency": "EUR",
+                      "verdict": {"allowed": bool(i % 4), "reasons": [text], "consumptions": [[f"c:{i}", i % 7]]},
+                      "rate": None, "confirmed": True},
+            "reason": text, "ip": IPS[i % len(IPS)], "request_id": f"req-{i:08d}" if i % 2 else "",
+            "prev_hash": previous,
+        }
+        fields["hash"] = previous = event_hash(fields)
+        batch.append(AuditEvent(**fields))
+        if len(batch) == BATCH:
+            AuditEvent.objects.bulk_create(batch)
+            batch = []
+    AuditEvent.objects.bulk_create(batch)
+    return seq, previous
+
+
+def extend_chain(count: int) -> None:
+    """Append `count` events after the head (sealing what the product left unsealed first), move the head."""
+    from django.db import transaction
+
+    from h2h_core.audit import sealer
+    from h2h_core.models import AuditHead
+
+    while sealer.audit_seal():
+        pass
+    with transaction.atomic():
+        head = AuditHead.objects.select_for_update().filter(pk=1).first()
+        seq, last = insert_events(count, start_seq=head.seq if head else 0, previous=head.hash if head else None)
+        AuditHead.objects.update_or_create(pk=1, defaults={"seq": seq, "hash": last})
+
+
+def timed_verify(**kwargs):
+    from h2h_core.audit.verify import verify_chain
+
+    start, cpu = time.perf_counter(), time.process_time()
+    report = verify_chain(**kwargs)
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if not report.ok:
+        raise SystemExit(f"verify_chain failed on the benchmark's own chain: {report.summary()}")
+    return report, elapsed, cpu
+
+
+def peak_memory(**kwargs) -> int:
+    tracemalloc.start()
+    timed_verify(**kwargs)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the h2h_bench database (PostgreSQL)")
+    args = parser.parse_args(argv)
+    url = os.environ.get("DATABASE_URL", "sqlite://")
+    database = base.ThrowawayDatabase(url, keep=args.keep)
+    database.create()
+    try:
+        base.configure_django(database)
+        from django.core.management import call_command
+        from django.db import connection
+
+        from h2h_core.audit.checkpoint import audit_checkpoint_create, generate_signing_key
+        from h2h_core.audit.verify import TrustedCheckpoint
+
+        call_command("migrate", verbosity=0)
+        generate_signing_key()
+        small, anchored = max(1, args.events // 10), args.events - args.events // 10
+        base.note(f"inserting {args.events:,} chained events")
+        started = time.perf_counter()
+        extend_chain(small)
+        memory_small = peak_memory()
+        extend_chain(anchored - small)
+        # The checkpoint an incremental run starts after, as the hourly job signs it: at 90 %.
+        checkpoint = audit_checkpoint_create()
+        since = TrustedCheckpoint(id=checkpoint.pk, seq=checkpoint.seq, hash=checkpoint.hash)
+        extend_chain(args.events - anchored)
+        inserted = time.perf_counter() - started
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE h2h_core_auditevent")
+        memory_full = peak_memory()
+        base.note("verifying")
+        runs = [timed_verify() for _ in range(args.rounds)]
+        best = min(runs, key=lambda run: run[1])
+        seq = best[0].last_seq
+        incremental = [timed_verify(since=since) for _ in range(args.rounds)]
+        inc_best = min(incremental, key=lambda run: run[1])
+        print(f"\n## verify_chain on {connection.vendor}, {seq:,} events ({inserted:.0f} s to insert)\n")
+        print("| run | events | wall best | events/s (wall) | CPU | events/s (CPU) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for label, (report, wall, cpu) in (("full", best), ("incremental, last 10 %", inc_best)):
+            print(f"| {label} | {report.count:,} | {wall:.2f} s | {report.count / wall:,.0f} | {cpu:.2f} s "
+                  f"| {report.count / cpu:,.0f} |")
+        print(f"\nall full runs (wall s): {', '.join(f'{run[1]:.2f}' for run in runs)}")
+        print(f"peak Python allocations: {memory_small / 1e6:.1f} MB at {small:,} events, "
+              f"{memory_full / 1e6:.1f} MB at {seq:,} events")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        database.remove()
+
+
+if __name__ == "__main__":
+    main()
