@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
 
 from h2h_core import request_context
 from h2h_core.lock_objects import audit_head_qs_select_for_update
@@ -42,6 +43,16 @@ def snapshot_value(value: Any) -> Any:
     if hasattr(value, "pk"):
         return value.pk
     return str(value)
+
+
+def stored_ip(text: str) -> str:
+    """Return an address as the database gives it back, so the hash computed at once is the one recomputed later.
+
+    IPv6 as Django's field stores it: compressed, and an IPv4-mapped address in dotted form
+    (`::ffff:10.0.0.1`, where the ipaddress module writes `::ffff:a00:1`).
+    """
+    address = ipaddress.ip_address(text)
+    return clean_ipv6_address(str(address)) if address.version == 6 else str(address)
 
 
 def actor_roles(actor) -> list[str]:
@@ -86,7 +97,7 @@ def audit_record(
         "reason": reason or "",
         # Normalised as the database returns it (PostgreSQL's inet compresses IPv6), so the hash
         # computed here is the one recomputed from the stored row.
-        "ip": str(ipaddress.ip_address(meta.ip)) if meta.ip else None,
+        "ip": stored_ip(meta.ip) if meta.ip else None,
         "request_id": meta.request_id,
     }
     if sealed_after_commit():

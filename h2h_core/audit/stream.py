@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from django.db import connection
@@ -53,6 +54,7 @@ class SealedRow:
     prev_hash: str
     hash: str
     content_intact: bool  # the row's fields hash to its stored hash (chain.event_hash's verdict)
+    fast: bool = True  # the fast path alone proved it (False: the definitional path was asked)
 
 
 def sealed_rows(*, after_seq: int | None = None, chunk_size: int = 5000) -> Iterator[SealedRow]:
@@ -67,8 +69,9 @@ def sealed_rows(*, after_seq: int | None = None, chunk_size: int = 5000) -> Iter
         while rows := cursor.fetchmany(chunk_size):
             for row in rows:
                 pk, seq, prev_hash, stored = row[0], row[1], row[2], row[3]
-                intact = _fast_hash(row, postgresql) == stored or _definitional_hash(pk) == stored
-                yield SealedRow(pk=pk, seq=seq, prev_hash=prev_hash, hash=stored, content_intact=intact)
+                fast = _fast_hash(row, postgresql) == stored
+                intact = fast or _definitional_hash(pk) == stored
+                yield SealedRow(pk=pk, seq=seq, prev_hash=prev_hash, hash=stored, content_intact=intact, fast=fast)
 
 
 def _fast_hash(row: tuple, postgresql: bool) -> str | None:
@@ -87,7 +90,10 @@ def _fast_hash(row: tuple, postgresql: bool) -> str | None:
 
 
 def _sqlite_instant(value) -> str | None:
-    # Django stores UTC as "YYYY-MM-DD HH:MM:SS[.ffffff]" in SQLite, without the fraction when it is zero.
+    # SQLite keeps UTC without a zone; Django's driver hands it back as a naive datetime (or, read
+    # without its converters, as "YYYY-MM-DD HH:MM:SS[.ffffff]", the fraction left out when zero).
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if not isinstance(value, str) or len(value) not in (19, 26):
         return None
     return f"{value[:10]}T{value[11:]}{'' if len(value) == 26 else '.000000'}Z"
