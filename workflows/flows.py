@@ -10,7 +10,7 @@ inside viewflow's transaction, and the services they call simply join it (`h2h_c
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -57,7 +57,33 @@ class OwnershipTask(flow.View):
 
 
 def _case_of(activation) -> Case:
-    return Case.objects.select_related("owner", "team").get(pk=activation.process.case_id)
+    """The case the process follows, as it is now.
+
+    A step hands the process object the case as it is in the step's transaction: a start (take_in,
+    take_back) the case it was given, `workflows.process.catch_up` the case its service just wrote.
+    The nodes that step runs (triage, the ownership task's owner and due times, the follow-up's end)
+    change no case, so they use that object instead of reading the row again, up to four times.
+    A node on a process read from the database (a timer's) reads the row.
+    """
+    process = activation.process
+    if CaseProcess.case.is_cached(process):
+        return process.case
+    return Case.objects.select_related("owner", "team").get(pk=process.case_id)
+
+
+def _first_response_was_in_time(case: Case, target: str) -> bool:
+    """The first response came by its due time, for good: case_sla_breach would find nothing to flag.
+
+    Both moments are written once (case_open, the first claim), so the row read without the case's
+    lock tells it; the first-response timer fires on almost every case, claimed in time or not.
+    """
+    return (target == "first_response" and case.first_response_at is not None
+            and case.first_response_due is not None and case.first_response_at <= case.first_response_due)
+
+
+def _utc_iso(moment: datetime | None) -> str | None:
+    # In UTC as the database returns it, also when the case object in hand came with another offset.
+    return moment.astimezone(UTC).isoformat() if moment else None
 
 
 def _sync_after_commit(case_id: int) -> None:
@@ -133,8 +159,8 @@ class CaseFlow(flow.Flow):
             **activation.process.data,
             "team": case.team.slug if case.team_id else None,
             "stakes": case.stakes_score,
-            "first_response_due": case.first_response_due.isoformat() if case.first_response_due else None,
-            "resolution_due": case.resolution_due.isoformat() if case.resolution_due else None,
+            "first_response_due": _utc_iso(case.first_response_due),
+            "resolution_due": _utc_iso(case.resolution_due),
         }
         activation.process.save(update_fields=["data"])
 
@@ -151,10 +177,10 @@ class CaseFlow(flow.Flow):
 
     def _flag(self, activation, target: str) -> None:
         case = _case_of(activation)
-        if case.is_open:
-            case_services.case_sla_breach(case=case, target=target, tz=current_organisation().tz)
-        else:
+        if not case.is_open:
             _sync_after_commit(case.pk)
+        elif not _first_response_was_in_time(case, target):
+            case_services.case_sla_breach(case=case, target=target, tz=current_organisation().tz)
 
     def flag_first_response(self, activation) -> None:
         self._flag(activation, "first_response")
@@ -215,9 +241,13 @@ class RequestFlow(flow.Flow):
         return activation.process
 
     def _request(self, activation):
+        """The request, as it is now: the one its start was handed (see `_case_of`), else the row."""
         from authority.models import AuthorityRequest
 
-        return AuthorityRequest.objects.get(pk=activation.process.request_id)
+        process = activation.process
+        if RequestProcess.request.is_cached(process):
+            return process.request
+        return AuthorityRequest.objects.get(pk=process.request_id)
 
     def with_fallback_from_the_start(self, activation) -> bool:
         return self._request(activation).pool_is_fallback

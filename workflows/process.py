@@ -29,13 +29,23 @@ def current_process(case: Case) -> CaseProcess | None:
     return CaseProcess.objects.filter(case_id=case.pk, status=PROCESS.NEW).order_by("-pk").first()
 
 
+def active_tasks(process, *nodes) -> dict:
+    """Return the running task of each of `nodes` in `process` (the latest one; absent when none), in one query.
+
+    Each task carries `process` itself, so an activation made from it does not read the process
+    again (viewflow reads the row, then its subclass): the caller holds the process locked, so the
+    object it read under the lock is the process.
+    """
+    found = {}
+    for task in (Task.objects.filter(process_id=process.pk, flow_task__in=nodes).exclude(status__in=FINISHED)
+                 .order_by("pk")):
+        task.process = process
+        found[task.flow_task] = task
+    return found
+
+
 def active_task(process, node) -> Task | None:
-    return (
-        Task.objects.filter(process_id=process.pk, flow_task=node)
-        .exclude(status__in=FINISHED)
-        .order_by("-pk")
-        .first()
-    )
+    return active_tasks(process, node).get(node)
 
 
 def activation_of(task: Task):
@@ -43,17 +53,17 @@ def activation_of(task: Task):
 
 
 @contextmanager
-def process_locked(flow_class, process_pk: int) -> Iterator[None]:
-    """Hold the process row lock for the rest of the step's transaction.
+def process_locked(flow_class, process_pk: int) -> Iterator:
+    """Hold the process row lock for the rest of the step's transaction; yield the process as read under it.
 
     The step waits for the row (a timer holds it for milliseconds) instead of failing fast:
     viewflow's select_for_update_lock retries NOWAIT, and on PostgreSQL a failed NOWAIT aborts the
     enclosing transaction, so inside a step it could not retry. With the row already held by this
     transaction, viewflow's own lock, taken by the nodes it runs, succeeds at once.
     """
-    process_qs_select_for_update(flow_class.process_class).filter(pk=process_pk).exists()
+    process = process_qs_select_for_update(flow_class.process_class).get(pk=process_pk)
     with flow_class.lock(process_pk):
-        yield
+        yield process
 
 
 def refuse_unless(transition, user, error: Exception) -> None:
@@ -62,17 +72,31 @@ def refuse_unless(transition, user, error: Exception) -> None:
         raise error
 
 
-def catch_up(process: CaseProcess, case: Case) -> CaseProcess:
-    """Advance `process` (locked by the caller) to where `case` is; return the running process."""
-    case = Case.objects.select_related("owner").get(pk=case.pk)
+def catch_up(process: CaseProcess, case: Case, *, tasks: dict | None = None, read: bool = True) -> CaseProcess:
+    """Advance `process` (locked by the caller) to where `case` is; return the running process.
+
+    `tasks`: the process's running tasks as the caller read them under the same lock (`active_tasks`),
+    when nothing but the caller's own service ran since (a service changes the case, never the
+    tasks). `read=False`: `case` is what the caller's service just wrote under the case's row lock
+    in this transaction, so reading it again would return the same.
+    """
+    if read:
+        case = Case.objects.select_related("owner").get(pk=case.pk)
     if process.status != PROCESS.NEW:
         if case.is_open:  # a closed case was reopened: a new run, back to its owner
             return CaseFlow.reopen.run(case=case)
         return process
-    follow_up = active_task(process, CaseFlow.follow_up)
+    process.case = case  # the nodes run below read the case from here (flows._case_of), as it is now
+    if tasks is None:
+        tasks = active_tasks(process, CaseFlow.follow_up, CaseFlow.own)
+    follow_up = tasks.get(CaseFlow.follow_up)
     if follow_up is not None and case.is_open:
         CaseFlow.follow_up.run(follow_up)
-    own = active_task(process, CaseFlow.own)
+        # Viewflow ran that on a process object of its own: read the process again, and the new ownership task.
+        process.refresh_from_db()
+        process.case = case
+        tasks = active_tasks(process, CaseFlow.own)
+    own = tasks.get(CaseFlow.own)
     if own is None:
         return process
     activation = activation_of(own)

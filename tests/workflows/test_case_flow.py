@@ -202,7 +202,7 @@ def test_reopening_a_closed_case_starts_a_new_run_for_the_last_owner(alice, queu
 @pytest.mark.django_db
 def test_a_step_is_one_transaction_when_the_flow_cannot_advance_nothing_is_written(alice, queued_case, monkeypatch):
     # given the process cannot be advanced (a fault in the workflow layer)
-    def broken(process, case):
+    def broken(process, case, **how):
         raise RuntimeError("flow fault")
 
     monkeypatch.setattr("workflows.steps.cases.catch_up", broken)

@@ -29,7 +29,7 @@ from .. import conf
 from ..adoption import case_flow_adopt
 from ..flows import CaseFlow
 from ..models import CaseProcess
-from ..process import activation_of, active_task, catch_up, current_process, process_locked, refuse_unless
+from ..process import activation_of, active_tasks, catch_up, current_process, process_locked, refuse_unless
 
 RATING_SALT = "h2h.workflows.rating"
 
@@ -42,8 +42,8 @@ def _case_step(case: Case) -> Iterator[CaseProcess | None]:
         if process is None:
             yield None
             return
-        with process_locked(CaseFlow, process.pk):
-            yield process
+        with process_locked(CaseFlow, process.pk) as locked:
+            yield locked
 
 
 def _require_fresh_view(case: Case, seen_version: str | None) -> None:
@@ -84,8 +84,8 @@ def case_flow_claim(*, actor, case: Case, seen_version: str | None = None) -> Ca
     """Claim the ownership task in the team queue: the actor owns the case."""
     with _case_step(case) as process:
         _require_fresh_view(case, seen_version)
-        own = active_task(process, CaseFlow.own) if process else None
-        if own is not None:
+        tasks = active_tasks(process, CaseFlow.follow_up, CaseFlow.own) if process else {}
+        if (own := tasks.get(CaseFlow.own)) is not None:
             refuse_unless(activation_of(own).assign, actor,
                           NotAllowed(f"Only an agent of the case's team may claim {case.reference}."))
         may_claim_handed_off(actor, case).require()
@@ -95,7 +95,7 @@ def case_flow_claim(*, actor, case: Case, seen_version: str | None = None) -> Ca
         if (waiting := pending_hand_off(case)) is not None:  # an AI agent's hand-off waited in the queue
             hand_off_pick_up(actor=actor, hand_off=waiting)
         if process:
-            catch_up(process, case)
+            catch_up(process, case, tasks=tasks, read=False)
     return case
 
 
@@ -104,8 +104,8 @@ def case_flow_handover(*, actor, case: Case, to_user, note: str, seen_version: s
     """Reassign the ownership task to another agent of the team, with the note they will read first."""
     with _case_step(case) as process:
         _require_fresh_view(case, seen_version)
-        own = active_task(process, CaseFlow.own) if process else None
-        if own is not None:
+        tasks = active_tasks(process, CaseFlow.follow_up, CaseFlow.own) if process else {}
+        if (own := tasks.get(CaseFlow.own)) is not None:
             refuse_unless(activation_of(own).reassign, actor,
                           NotCaseOwner(f"Only the owner of {case.reference} or a manager of its team may "
                                        "hand it over."))
@@ -113,7 +113,7 @@ def case_flow_handover(*, actor, case: Case, to_user, note: str, seen_version: s
                         reason=f"{case.reference} was handed over to {getattr(to_user, 'username', to_user)}")
         case = case_services.case_handover(actor=actor, case=case, to_user=to_user, note=note)
         if process:
-            catch_up(process, case)
+            catch_up(process, case, tasks=tasks, read=False)
     return case
 
 
@@ -122,13 +122,13 @@ def case_flow_resolve(*, actor, case: Case, summary: str, seen_version: str | No
     """Complete the ownership task with a resolution summary; the follow-up period starts."""
     with _case_step(case) as process:
         _require_fresh_view(case, seen_version)
-        own = active_task(process, CaseFlow.own) if process else None
-        if own is not None:
+        tasks = active_tasks(process, CaseFlow.follow_up, CaseFlow.own) if process else {}
+        if (own := tasks.get(CaseFlow.own)) is not None:
             refuse_unless(activation_of(own).start, actor,
                           NotCaseOwner(f"Only the owner of {case.reference} may resolve it."))
         case = case_services.case_resolve(actor=actor, case=case, summary=summary)
         if process:
-            catch_up(process, case)
+            catch_up(process, case, tasks=tasks, read=False)
         _mail_rating_link(case)
     return case
 
@@ -144,7 +144,7 @@ def case_flow_reopen(*, actor, case: Case, reason: str, seen_version: str | None
             case = case_services.case_reopen(actor=actor, case=case, reason=reason)
             case_flow_adopt(case=case)
             return case
-        with process_locked(CaseFlow, process.pk):
+        with process_locked(CaseFlow, process.pk) as process:
             _require_fresh_view(case, seen_version)
             _void_approvals(actor=actor, case=case, reason=f"{case.reference} was reopened")
             case = case_services.case_reopen(actor=actor, case=case, reason=reason)
@@ -194,7 +194,10 @@ def rating_url(case: Case) -> str:
 
 def _mail_rating_link(case: Case) -> None:
     """Queue the rating link to the customer in the resolving transaction (sent by a job after it commits)."""
-    customer = Customer.objects.filter(pk=case.customer_id).values("name", "email").first()
+    if Case.customer.is_cached(case):  # read with the case under its lock (case_resolve): the same row
+        customer = {"name": case.customer.name, "email": case.customer.email}
+    else:
+        customer = Customer.objects.filter(pk=case.customer_id).values("name", "email").first()
     if not customer or not customer["email"]:
         return
     link = getattr(settings, "H2H_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/") + rating_url(case)

@@ -33,7 +33,7 @@ from h2h_core.transactions import service_atomic
 
 from ..flows import RequestFlow
 from ..models import RequestProcess
-from ..process import activation_of, active_task, process_locked
+from ..process import activation_of, active_tasks, process_locked
 
 User = get_user_model()
 
@@ -86,17 +86,18 @@ def _request_step(request: AuthorityRequest) -> Iterator[RequestProcess | None]:
         if process is None:
             yield None
             return
-        with process_locked(RequestFlow, process.pk):
-            yield process
+        with process_locked(RequestFlow, process.pk) as locked:
+            yield locked
 
 
 def _end_approval_wait(process: RequestProcess | None) -> None:
     """End the approval wait of a decided request's process (locked by the caller): its flow ends."""
     if process is None:
         return
-    for node in (RequestFlow.team_approval, RequestFlow.fallback_approval):
-        task = active_task(process, node)
-        if task is not None:
+    waits = (RequestFlow.team_approval, RequestFlow.fallback_approval)
+    tasks = active_tasks(process, *waits)
+    for node in waits:
+        if (task := tasks.get(node)) is not None:
             activation = activation_of(task)
             activation.start()
             activation.execute()
