@@ -111,6 +111,7 @@ EXPECTED = {
     "audit:log": AUDITOR_PAGE,
     "audit:decisions": AUDITOR_PAGE,
     "audit:decision": AUDITOR_PAGE,
+    "audit:decision_receipt": AUDITOR_PAGE,  # the receipt's JSON download
     "audit:flag": AUDITOR_POST,
     "audit:grant": AUDITOR_PAGE,
     "audit:authority_at": AUDITOR_PAGE,
@@ -153,6 +154,8 @@ EXPECTED = {
     "api:hand-off-pick-up": API_POST,
     "api:decision-detail": API,
     "api:decision-reverse": API_POST,
+    "api:decision-receipt": API,
+    "api:audit-checkpoint-consistency": {**API_AUDITOR, "auditor": 400, "superuser": 400},  # asked without ?old=&new=
     # the AI agent's tools: only an AI agent's token opens them
     "api:ai-me": {**API, "agent": 403, "manager": 403, "auditor": 403, "superuser": 403},
     "api:ai-take": {**API_POST, "agent": 403, "manager": 403, "auditor": 403, "superuser": 403},
@@ -267,7 +270,8 @@ def world(cast, settings, tmp_path):
     for name in ("authority:grant_edit", "authority:grant_end", "audit:grant", "api:grant-detail", "api:grant-change",
                  "api:grant-end"):
         values[f"{name}:pk"] = grant.pk
-    for name in ("audit:decision", "audit:flag", "api:decision-detail", "api:decision-reverse"):
+    for name in ("audit:decision", "audit:flag", "audit:decision_receipt", "api:decision-detail",
+                 "api:decision-reverse", "api:decision-receipt"):
         values[f"{name}:pk"] = decision.pk
     values["cases:reverse:pk"], values["cases:reverse:decision_id"] = decision.case_id, decision.pk
     values["authority:delegation_revoke:pk"] = delegation.pk

@@ -12,9 +12,10 @@ from h2h_core.audit import audit_record, audit_seal
 from h2h_core.audit.stream import sealed_rows
 from h2h_core.models import AuditEvent
 
-# What services put in an event: text of any script (control characters and quotes included), whole
-# numbers, decimals (stored as text), booleans, nulls, nested lists and objects.
-text = st.text(max_size=30)
+# What services put in an event: text of any script (control characters and quotes included; not
+# NUL, which the edges refuse and PostgreSQL cannot store), whole numbers, decimals (stored as
+# text), booleans, nulls, nested lists and objects.
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**62), 2**62) | text
     | st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-10**6, max_value=10**6),
