@@ -14,9 +14,11 @@ the SQL differs or a stand-in's place is ambiguous. Anything that changes the SQ
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from django.db import connections
 from django.db.models import Model, QuerySet
@@ -41,6 +43,7 @@ class _Compiled:
     # Per parameter: the stand-in's name, or None for a constant kept from compiling.
     slots: tuple[str | None, ...]
     constants: tuple
+    fetch_mode: object = None  # Django 6's queryset fetch mode (None before it had one)
 
 
 class PreparedQuery:
@@ -61,7 +64,7 @@ class PreparedQuery:
     def all(self, *, shape: Hashable = None, using: str = "default", **values) -> list[Model]:
         """The model instances the queryset would give."""
         compiled, rows = self._run(shape, using, values)
-        return _instances(compiled.compiler, rows, using)
+        return _instances(compiled.compiler, rows, using, compiled.fetch_mode)
 
     def rows(self, *, shape: Hashable = None, using: str = "default", **values) -> list[tuple]:
         """The rows of a values_list() queryset, as tuples (also for flat=True)."""
@@ -122,21 +125,32 @@ class PreparedQuery:
                 raise NotPreparable(f"{self._build.__qualname__}: a parameter matches several values.")
             slots.append(names[0] if names else None)
             constants.append(None if names else param)
-        return _Compiled(compiler, sql, tuple(slots), tuple(constants))
+        return _Compiled(compiler, sql, tuple(slots), tuple(constants), getattr(queryset, "_fetch_mode", None))
 
 
-def _instances(compiler: SQLCompiler, rows: list, db: str) -> list[Model]:
-    """Model instances from rows, as ModelIterable makes them from its compiler's (select_related too)."""
+def _instances(compiler: SQLCompiler, rows: list, db: str, fetch_mode=None) -> list[Model]:
+    """Model instances from rows, as ModelIterable makes them from its compiler's (select_related too).
+
+    Django 6 gives querysets a fetch mode, which the loader passes to each instance and populator.
+    """
     if not rows:
         return []
     select, klass_info, annotations = compiler.select, compiler.klass_info, compiler.annotation_col_map
     model = klass_info["model"]
     start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
     init_list = [column[0].target.attname for column in select[start:end]]
-    populators = get_related_populators(klass_info, select, db)
-    found = []
+    if fetch_mode is None:
+        populators = get_related_populators(klass_info, select, db)
+        from_db = model.from_db
+    else:
+        populators = get_related_populators(klass_info, select, db, fetch_mode)
+        from_db = partial(model.from_db, fetch_mode=fetch_mode)
+    found, peers = [], []
     for row in compiler.results_iter([rows]):
-        obj = model.from_db(db, init_list, row[start:end])
+        obj = from_db(db, init_list, row[start:end])
+        if getattr(fetch_mode, "track_peers", False):
+            peers.append(weakref.ref(obj))
+            obj._state.peers = peers
         for populator in populators:
             populator.populate(row, obj)
         for name, position in (annotations or {}).items():
