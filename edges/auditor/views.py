@@ -117,15 +117,12 @@ def decision_detail(request, pk: int):
 @auditor_console
 def decision_receipt(request, pk: int):
     """Download the decision's receipt (h2h-receipt/v1), checkable offline with examples/verify_receipt.py."""
-    from h2h_core.audit.jobs import audit_checkpoint_sign
-    from h2h_core.audit.tree import decision_receipt as receipt_of
-    from h2h_core.jobs import enqueue
+    from h2h_core.audit.jobs import decision_receipt_or_signing
 
     if not Decision.objects.filter(pk=pk).exists():
         raise Http404("No such decision")
-    receipt = receipt_of(decision_id=pk)
+    receipt = decision_receipt_or_signing(decision_id=pk)
     if receipt is None:
-        enqueue(audit_checkpoint_sign)  # signs only when the chain moved: asking twice costs nothing
         messages.info(request, "No signed checkpoint includes this decision yet. A signing was asked for: "
                                "download the receipt again in a minute.")
         return redirect("audit:decision", pk=pk)

@@ -7,9 +7,10 @@ hourly; `chain_verification_scheduled` incremental hourly, just after the signin
 
 from __future__ import annotations
 
-from h2h_core.jobs import task
+from h2h_core.jobs import enqueue, task
 
 from .checkpoint import audit_checkpoint_create
+from .tree import decision_receipt
 
 
 @task(queue_name="audit")
@@ -39,3 +40,14 @@ def chain_verification_scheduled(full: bool = False) -> int:
 
     verification, _created = chain_verification_schedule(full=full)
     return verification.pk
+
+
+def decision_receipt_or_signing(*, decision_id: int) -> dict | None:
+    """Return the decision's receipt; None while no signed tree includes it, after queueing a signing.
+
+    Asking again costs nothing: the signing job signs only when the chain moved since the last checkpoint.
+    """
+    receipt = decision_receipt(decision_id=decision_id)
+    if receipt is None:
+        enqueue(audit_checkpoint_sign)
+    return receipt

@@ -12,9 +12,8 @@ from rest_framework.views import APIView
 
 from authority import policy
 from edges.api import permissions
-from h2h_core.audit.jobs import audit_checkpoint_sign
-from h2h_core.audit.tree import checkpoint_consistency, decision_receipt
-from h2h_core.jobs import enqueue
+from h2h_core.audit.jobs import decision_receipt_or_signing
+from h2h_core.audit.tree import checkpoint_consistency
 from h2h_core.models import AuditCheckpoint
 
 from .base import ApiMixin
@@ -40,9 +39,8 @@ class DecisionReceipt(ApiMixin, APIView):
         decision = policy.decisions_visible_to(request.user).filter(pk=pk).first()
         if decision is None:
             raise NotFound("No such decision, or you may not see it.")
-        receipt = decision_receipt(decision_id=decision.pk)
+        receipt = decision_receipt_or_signing(decision_id=decision.pk)
         if receipt is None:
-            enqueue(audit_checkpoint_sign)  # signs only when the chain moved: asking twice costs nothing
             return Response(
                 {"status": "pending", "detail": "No signed checkpoint includes this decision yet; one was asked for."},
                 status=status.HTTP_202_ACCEPTED, headers={"Retry-After": str(PENDING_RETRY_SECONDS)},
