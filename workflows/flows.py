@@ -71,7 +71,7 @@ def _case_of(activation) -> Case:
     return Case.objects.select_related("owner", "team").get(pk=process.case_id)
 
 
-def _first_response_was_in_time(case: Case, target: str) -> bool:
+def first_response_was_in_time(case: Case, target: str) -> bool:
     """The first response came by its due time, for good: case_sla_breach would find nothing to flag.
 
     Both moments are written once (case_open, the first claim), so the row read without the case's
@@ -138,6 +138,11 @@ class CaseFlow(flow.Flow):
     # A closed case that is reopened starts a new run, straight back to its owner.
     reopen = flow.StartHandle(this.take_back).Next(this.own)
 
+    @classmethod
+    def own_first_response_timer(cls):
+        """The ownership task's first-response timer (viewflow names a task's boundary timers in order)."""
+        return next(node for node in cls.own._boundary_events if node._next is cls.first_response_missed)
+
     # --- start -------------------------------------------------------------------------------
 
     def take_in(self, activation, case: Case, adopted: bool = False):
@@ -179,7 +184,7 @@ class CaseFlow(flow.Flow):
         case = _case_of(activation)
         if not case.is_open:
             _sync_after_commit(case.pk)
-        elif not _first_response_was_in_time(case, target):
+        elif not first_response_was_in_time(case, target):
             case_services.case_sla_breach(case=case, target=target, tz=current_organisation().tz)
 
     def flag_first_response(self, activation) -> None:

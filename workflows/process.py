@@ -17,7 +17,7 @@ from viewflow.workflow.status import PROCESS, STATUS
 
 from h2h_core.models import Case, CaseStatus
 
-from .flows import CaseFlow
+from .flows import CaseFlow, first_response_was_in_time
 from .lock_objects import process_qs_select_for_update
 from .models import CaseProcess
 
@@ -66,6 +66,24 @@ def process_locked(flow_class, process_pk: int) -> Iterator:
         yield process
 
 
+def first_response_timer_disarm(process, own: Task, case: Case) -> None:
+    """Cancel the ownership task's first-response timer once the first response came in time.
+
+    Fired, it would find nothing to flag (flows.first_response_was_in_time, the same predicate) and
+    only record that on the process: one activation and about fifteen statements on almost every
+    case, in the timer sweep. A late first response keeps its timer, which flags the breach.
+    """
+    if not first_response_was_in_time(case, "first_response"):
+        return
+    timer = CaseFlow.own_first_response_timer()
+    for task in Task.objects.filter(process_id=process.pk, flow_task=timer, previous=own,
+                                    status=STATUS.SCHEDULED):
+        task.process = process
+        activation = activation_of(task)
+        if activation.cancel.can_proceed():
+            activation.cancel()
+
+
 def refuse_unless(transition, user, error: Exception) -> None:
     """Check a task transition's permission: viewflow does not when code calls it."""
     if transition.can_proceed() and not transition.has_perm(user):
@@ -103,6 +121,7 @@ def catch_up(process: CaseProcess, case: Case, *, tasks: dict | None = None, rea
     if case.owner_id and own.owner_id != case.owner_id:
         if activation.assign.can_proceed():
             activation.assign(case.owner)
+            first_response_timer_disarm(process, own, case)
         else:
             activation.reassign(case.owner)
     if case.status in (CaseStatus.RESOLVED, CaseStatus.CLOSED) and activation.start.can_proceed():

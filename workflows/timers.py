@@ -10,61 +10,81 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 from viewflow.workflow.exceptions import FlowLockFailed
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
-from viewflow.workflow.timers import fire_due_start_timers, fire_due_timers
+from viewflow.workflow.timers import fire_due_start_timers
 
 from authority.models import RequestStatus
+from h2h_core.models import Case
 
 from .flows import RequestFlow
 
 logger = logging.getLogger(__name__)
 
 
-def timers_fire() -> dict:
-    """Fire every due timer, start due scheduled processes, fire met conditions; return the counts."""
+def timers_fire(*, cases: QuerySet[Case] | None = None) -> dict:
+    """Fire every due timer, start due scheduled processes, fire met conditions; return the counts.
+
+    `cases`: only the timers and conditions of those cases' flows and of their requests' flows, and
+    no scheduled starts: the sweep of one part of a simulated organisation, whose clock is its own
+    (edges.demo.simulation). None, the worker's sweep: everything.
+    """
     return {
-        "timers": fire_due_timers(),
-        "started": fire_due_start_timers(),
-        "conditions": conditions_fire(),
+        "timers": _fire_each(due_timers(cases=cases), condition=False),
+        "started": fire_due_start_timers() if cases is None else 0,
+        "conditions": _fire_each(armed_conditions(cases=cases), condition=True),
     }
 
 
-def armed_conditions() -> QuerySet[Task]:
+def _of_cases(tasks: QuerySet[Task], cases: QuerySet[Case] | None) -> QuerySet[Task]:
+    if cases is None:
+        return tasks
+    return tasks.filter(Q(process__caseprocess__case__in=cases) | Q(process__requestprocess__request__case__in=cases))
+
+
+def due_timers(*, cases: QuerySet[Case] | None = None) -> QuerySet[Task]:
+    """The timers due now, the earliest first (viewflow's dispatcher's query, optionally of `cases` only)."""
+    due = Task._default_manager.filter(flow_task_type="TIMER", status=STATUS.SCHEDULED,
+                                       scheduled__lte=timezone.now())
+    return _of_cases(due, cases).order_by("scheduled")
+
+
+def armed_conditions(*, cases: QuerySet[Case] | None = None) -> QuerySet[Task]:
     """The armed condition tasks whose condition may hold now, in viewflow's order.
 
     An approval wait's condition is "the request is no longer open" (RequestFlow.decided): a wait
     whose request is still open is left out here, in the query, instead of being locked and asked
     one by one on every sweep. Any other condition (the upkeep's watch) is asked as before.
     """
-    return Task._default_manager.filter(flow_task_type="CONDITION", status=STATUS.NEW).exclude(
+    armed = Task._default_manager.filter(flow_task_type="CONDITION", status=STATUS.NEW).exclude(
         flow_task__in=(RequestFlow.team_approval, RequestFlow.fallback_approval),
         process__requestprocess__request__status=RequestStatus.OPEN,
     )
+    return _of_cases(armed, cases)
 
 
-def conditions_fire() -> int:
-    """Fire the armed conditions that hold, each re-checked under its flow lock; return how many fired.
+def _fire_each(tasks: QuerySet[Task], *, condition: bool) -> int:
+    """Fire each task that can proceed (a condition: whose condition holds), re-checked under its flow lock.
 
-    Viewflow's `fire_due_conditions`, over `armed_conditions` instead of every armed task.
+    Viewflow's `fire_due_timers` and `fire_due_conditions`, over the querysets above; return how many fired.
     """
     fired = 0
-    for task in armed_conditions():
+    for task in tasks:
         try:
             with task.activation() as activation:
                 start = getattr(activation, "start", None)
                 if start is None:  # the node was renamed or removed since: it can never fire
-                    logger.warning("Conditional task %s references a missing node %r, skipped", task.pk,
-                                   task.flow_task)
+                    logger.warning("Task %s references a missing node %r, skipped", task.pk, task.flow_task)
                     continue
-                if start.can_proceed() and activation.condition_met():
+                if start.can_proceed() and (not condition or activation.condition_met()):
                     activation.start()
                     activation.execute()
                     fired += 1
         except FlowLockFailed:
-            logger.info("Conditional task %s is locked by another dispatcher, skipped", task.pk)
+            logger.info("Task %s is locked by another dispatcher, skipped", task.pk)
         except Exception:  # one broken flow must not block the whole sweep
-            logger.exception("Conditional task %s failed to fire", task.pk)
+            logger.exception("Task %s failed to fire", task.pk)
     return fired

@@ -70,6 +70,7 @@ from edges.demo.plan import (
 )
 from edges.demo.report import sqlite_commits_without_fsync
 from edges.demo.simulation_cast import Cast, build_cast
+from edges.demo.simulation_crews import Crew, crews_for, run_key_prefix, run_side_by_side
 from edges.demo.simulation_report import outcome_report
 from h2h_core.errors import DomainError
 from h2h_core.models import AuditEvent, Case, CaseCategory, CaseStatus
@@ -103,6 +104,7 @@ TIMER_SWEEP = timedelta(hours=1)
 @dataclass
 class SimCase:
     case: Case
+    crew: Crew
     team: str
     decisions_left: int
     handover: bool
@@ -114,12 +116,13 @@ class SimCase:
 
 @dataclass
 class Simulation:
-    rng: random.Random
     clock: VirtualClock
     cast: Cast
+    crews: list[Crew]
     start: datetime
     end: datetime
     ai_share: float
+    sweep_scope: str  # the sweep fires the timers of the cases whose keys begin with this
     counts: Counter = field(default_factory=Counter)
     queue: list = field(default_factory=list)
     seq: int = 0
@@ -143,7 +146,7 @@ class Simulation:
             self.seconds[action.__name__] += time.perf_counter() - began
             self.counts["events"] += 1
 
-    def later(self, hours: float, *, working: bool = True) -> datetime:
+    def later(self, rng: random.Random, hours: float, *, working: bool = True) -> datetime:
         """The instant `hours` of (working) time from now."""
         when = self.clock.now() + timedelta(hours=hours)
         if not working:
@@ -151,51 +154,56 @@ class Simulation:
         if when.weekday() >= 5:  # the weekend shift is thin: a quarter of the speed
             when = self.clock.now() + timedelta(hours=hours * 4)
         if when.hour < 8:
-            when = when.replace(hour=8, minute=0) + timedelta(minutes=self.rng.uniform(0, 90))
+            when = when.replace(hour=8, minute=0) + timedelta(minutes=rng.uniform(0, 90))
         elif when.hour >= 18:
-            when = (when + timedelta(days=1)).replace(hour=8, minute=0) + timedelta(minutes=self.rng.uniform(0, 90))
+            when = (when + timedelta(days=1)).replace(hour=8, minute=0) + timedelta(minutes=rng.uniform(0, 90))
         return when
 
-    def lognormal(self, median_hours: float, sigma: float = 0.9) -> float:
-        return median_hours * math.exp(self.rng.gauss(0, sigma))
+    @staticmethod
+    def lognormal(rng: random.Random, median_hours: float, sigma: float = 0.9) -> float:
+        return median_hours * math.exp(rng.gauss(0, sigma))
 
     # --- arrivals and intake ----------------------------------------------------------------------
 
-    def plan_arrivals(self, cases: int) -> None:
+    def plan_arrivals(self, crew: Crew) -> None:
+        rng = crew.rng
         hours = []
         cursor = self.start.replace(minute=0, second=0, microsecond=0)
         while cursor < self.end:
             hours.append((cursor, DAY_WEIGHTS[cursor.weekday()] * HOUR_WEIGHTS[cursor.hour]))
             cursor += timedelta(hours=1)
-        slots = self.rng.choices([h for h, _ in hours], weights=[w for _, w in hours], k=cases)
+        slots = rng.choices([h for h, _ in hours], weights=[w for _, w in hours], k=crew.cases)
         for number, slot in enumerate(sorted(slots), start=1):
-            when = max(self.start, slot + timedelta(seconds=self.rng.uniform(0, 3599)))
-            self.at(min(when, self.end), self.open_case, number)
+            when = max(self.start, slot + timedelta(seconds=rng.uniform(0, 3599)))
+            self.at(min(when, self.end), self.open_case, crew, number)
 
-    def open_case(self, number: int) -> None:
-        rng, cast = self.rng, self.cast
+    def open_case(self, crew: Crew, number: int) -> None:
+        rng, cast = crew.rng, self.cast
         customer = rng.choices(cast.customers, weights=cast.customer_weights)[0]
         category = _weighted(rng, CATEGORY_WEIGHTS)
         currency = str(customer.annual_value.currency)
         value = SimpleNamespace(annual_value=customer.annual_value.amount, currency=currency)
         amount = _in_currency(_amount_at_stake_eur(rng, category, value), currency)
-        key = f"sim:{self.start:%Y%m%d}:{number}"
+        key = f"{crew.key_prefix}{number}"
+        serial = 100_000 * self.start.month + 50_000 * crew.index + number
         case = case_flow_open(actor=None, customer=customer, category=category, amount_at_stake=amount,
                               currency=currency, description=DESCRIPTIONS[category],
-                              subject=_subject(rng, category, number + 100_000 * self.start.month), idempotency_key=key)
+                              subject=_subject(rng, category, serial),
+                              idempotency_key=key)
         self.counts["cases"] += 1
         decisions = 2 if rng.random() < 0.15 else 1 if rng.random() < 0.55 else 0
         handover_share = 0.12 if category == CaseCategory.CRISIS else 0.04
-        sim = SimCase(case=case, team=team_slug_for(category), decisions_left=decisions,
+        sim = SimCase(case=case, crew=crew, team=team_slug_for(category), decisions_left=decisions,
                       handover=rng.random() < handover_share)
         ai = self.ai_for(sim)
         if ai is not None:
-            self.at(self.later(rng.uniform(0.01, 0.1), working=False), self.ai_take, sim, ai)
+            self.at(self.later(rng, rng.uniform(0.01, 0.1), working=False), self.ai_take, sim, ai)
         else:
-            self.at(self.later(self.lognormal(0.6, 1.0)), self.claim, sim)
+            self.at(self.later(rng, self.lognormal(rng, 0.6, 1.0)), self.claim, sim)
 
     def ai_for(self, sim: SimCase):
         """The AI agent offered this case, if any: a share of its routing categories' cases."""
+        rng = sim.crew.rng
         candidates = [(user, agent) for user, agent in self.cast.ai_agents.get(sim.team, ())
                       if sim.case.category in agent.route_categories]
         if not candidates or not self.ai_share:
@@ -203,27 +211,29 @@ class Simulation:
         routable = sum(w for c, w in CATEGORY_WEIGHTS if any(c in a.route_categories
                                                             for agents in self.cast.ai_agents.values()
                                                             for _, a in agents)) / sum(w for _, w in CATEGORY_WEIGHTS)
-        return self.rng.choice(candidates) if self.rng.random() < min(1.0, self.ai_share / routable) else None
+        return rng.choice(candidates) if rng.random() < min(1.0, self.ai_share / routable) else None
 
     # --- AI agents ------------------------------------------------------------------------------
 
     def ai_take(self, sim: SimCase, ai) -> None:
+        rng = sim.crew.rng
         user, _agent = ai
         outcome = ai_case_take(actor=user, case=sim.case, idempotency_key=f"sim-take:{sim.case.pk}")
         sim.case = outcome.case
         if outcome.outcome != "owned":
             self.counts["AI hand-offs"] += 1
-            self.at(self.later(self.lognormal(0.5)), self.pick_up, sim)
+            self.at(self.later(rng, self.lognormal(rng, 0.5)), self.pick_up, sim)
             return
         sim.owner = user
         if sim.decisions_left:
-            self.at(self.later(self.rng.uniform(0.01, 0.2), working=False), self.ai_decide, sim)
+            self.at(self.later(rng, rng.uniform(0.01, 0.2), working=False), self.ai_decide, sim)
         else:
-            self.at(self.later(self.rng.uniform(0.05, 0.5), working=False), self.resolve, sim)
+            self.at(self.later(rng, rng.uniform(0.05, 0.5), working=False), self.resolve, sim)
 
     def ai_decide(self, sim: SimCase) -> None:
-        kind, amount, currency = self.draw_decision(sim, over=self.rng.random() < 0.2)
-        confidence = Decimal(str(round(self.rng.uniform(0.7, 0.99), 3)))
+        rng = sim.crew.rng
+        kind, amount, currency = self.draw_decision(sim, over=rng.random() < 0.2)
+        confidence = Decimal(str(round(rng.uniform(0.7, 0.99), 3)))
         outcome = ai_case_decide(actor=sim.owner, case=sim.case, kind=kind, amount=amount, currency=currency,
                                  rationale=RATIONALES[kind.code], confidence=confidence,
                                  idempotency_key=f"sim-ai:{sim.case.pk}:{sim.decisions_left}",
@@ -232,11 +242,11 @@ class Simulation:
         if outcome.outcome == "executed":
             self.counts["AI decisions"] += 1
             sim.decisions_left -= 1
-            self.at(self.later(self.rng.uniform(0.02, 0.3), working=False), self.resolve, sim)
+            self.at(self.later(rng, rng.uniform(0.02, 0.3), working=False), self.resolve, sim)
             return
         self.counts["AI hand-offs"] += 1
         sim.owner = None
-        self.at(self.later(self.lognormal(0.5)), self.pick_up, sim)
+        self.at(self.later(rng, self.lognormal(rng, 0.5)), self.pick_up, sim)
 
     def pick_up(self, sim: SimCase) -> None:
         """A person takes over an AI agent's case: the one it was handed to, or a claim from the queue."""
@@ -253,9 +263,10 @@ class Simulation:
     # --- people ---------------------------------------------------------------------------------
 
     def claim(self, sim: SimCase) -> None:
-        team = self.cast.agents[sim.team]
+        rng = sim.crew.rng
+        team = sim.crew.agents[sim.team]
         # The least busy of three: queues are balanced by people, not perfectly.
-        agent = min(self.rng.sample(team, min(3, len(team))), key=lambda user: self.load[user.pk])
+        agent = min(rng.sample(team, min(3, len(team))), key=lambda user: self.load[user.pk])
         try:
             sim.case = case_flow_claim(actor=agent, case=sim.case)
         except REFUSED:
@@ -266,22 +277,24 @@ class Simulation:
         self.next_step(sim)
 
     def next_step(self, sim: SimCase) -> None:
+        rng = sim.crew.rng
         if sim.handover and not sim.handovers:
-            self.at(self.later(self.lognormal(3)), self.handover, sim)
+            self.at(self.later(rng, self.lognormal(rng, 3)), self.handover, sim)
         elif sim.decisions_left:
-            self.at(self.later(self.lognormal(1.5)), self.decide, sim)
+            self.at(self.later(rng, self.lognormal(rng, 1.5)), self.decide, sim)
         else:
             median = RESOLVE_MEDIAN_HOURS[sim.case.category]
-            self.at(self.later(self.lognormal(median)), self.resolve, sim)
+            self.at(self.later(rng, self.lognormal(rng, median)), self.resolve, sim)
 
     def handover(self, sim: SimCase) -> None:
-        others = [user for user in self.cast.agents[sim.team] if user.pk != sim.owner.pk]
+        rng = sim.crew.rng
+        others = [user for user in sim.crew.agents[sim.team] if user.pk != sim.owner.pk]
         sim.handovers += 1
         if others:
-            to = self.rng.choice(others)
+            to = rng.choice(others)
             try:
                 sim.case = case_flow_handover(actor=sim.owner, case=sim.case, to_user=to,
-                                              note=self.rng.choice(HANDOVER_NOTES))
+                                              note=rng.choice(HANDOVER_NOTES))
                 self.load[sim.owner.pk] -= 1
                 self.load[to.pk] += 1
                 sim.owner = to
@@ -291,11 +304,12 @@ class Simulation:
         self.next_step(sim)
 
     def draw_decision(self, sim: SimCase, *, over: bool):
-        code, low, high = self.rng.choice(DECISION_OPTIONS[sim.case.category])
+        rng = sim.crew.rng
+        code, low, high = rng.choice(DECISION_OPTIONS[sim.case.category])
         kind = self.cast.kinds[code]
-        value = self.rng.randint(low, high)
+        value = rng.randint(low, high)
         if over:
-            value = round(high * self.rng.uniform(1.5, 5)) if kind.is_money else high + self.rng.randint(2, 8)
+            value = round(high * rng.uniform(1.5, 5)) if kind.is_money else high + rng.randint(2, 8)
         if kind.is_money:
             currency = str(sim.case.amount_at_stake.currency)
             return kind, _in_currency(Decimal(value), currency, step=5), currency
@@ -308,16 +322,18 @@ class Simulation:
         to a request, after a refused try a quarter of the time; one within them is executed, and
         refused only when the period cap has run out meanwhile, which then leads to a request too.
         """
-        over = self.rng.random() < OVER_SHARE[sim.case.category]
+        rng = sim.crew.rng
+        over = rng.random() < OVER_SHARE[sim.case.category]
         kind, amount, currency = self.draw_decision(sim, over=over)
         sim.decisions_left -= 1
-        asks_first = over and self.rng.random() >= 0.25
+        asks_first = over and rng.random() >= 0.25
         if asks_first or not self.execute(sim, kind, amount, currency, RATIONALES[kind.code]):
             self.ask(sim, kind, amount, currency)
         else:
             self.next_step(sim)
 
     def ask(self, sim: SimCase, kind, amount, currency) -> None:
+        rng = sim.crew.rng
         try:
             request = authority_request_flow_open(
                 actor=sim.owner, case=sim.case, kind=kind, amount=amount, currency=currency,
@@ -328,11 +344,11 @@ class Simulation:
             self.next_step(sim)
             return
         self.counts["requests"] += 1
-        if self.rng.random() < 0.05:  # nobody answers: the timers offer it to the fallback pool, then expire it
+        if rng.random() < 0.05:  # nobody answers: the timers offer it to the fallback pool, then expire it
             sim.outcome = "expired"
             self.at(request.expires_at + timedelta(minutes=5), self.next_step, sim)
             return
-        self.at(self.later(self.lognormal(0.7, 1.1)), self.answer, sim, request, self.rng.random() < 0.8)
+        self.at(self.later(rng, self.lognormal(rng, 0.7, 1.1)), self.answer, sim, request, rng.random() < 0.8)
 
     def execute(self, sim: SimCase, kind, amount, currency, rationale: str) -> bool:
         try:
@@ -345,13 +361,14 @@ class Simulation:
         return True
 
     def answer(self, sim: SimCase, request: AuthorityRequest, approve: bool) -> None:
+        rng = sim.crew.rng
         request = AuthorityRequest.objects.select_related("kind").get(pk=request.pk)
         if request.status != RequestStatus.OPEN:
             sim.outcome = request.status
             self.next_step(sim)
             return
         pool = [self.cast.by_pk[pk] for pk in request.pool if pk in self.cast.by_pk]
-        self.rng.shuffle(pool)
+        rng.shuffle(pool)
         for approver in pool:
             try:
                 if approve:
@@ -365,9 +382,9 @@ class Simulation:
             sim.outcome = "approved" if approve else "rejected"
             self.counts[f"requests {sim.outcome}"] += 1
             if approve:
-                self.at(self.later(self.rng.uniform(0.1, 2)), self.execute_approved, sim, request)
+                self.at(self.later(rng, rng.uniform(0.1, 2)), self.execute_approved, sim, request)
             else:
-                self.at(self.later(self.rng.uniform(0.1, 3)), self.after_rejection, sim, request)
+                self.at(self.later(rng, rng.uniform(0.1, 3)), self.after_rejection, sim, request)
             return
         # Nobody in the pool can answer it: it waits for the fallback pool and its expiry.
         self.counts["requests unanswered"] += 1
@@ -384,6 +401,7 @@ class Simulation:
         self.next_step(sim)
 
     def resolve(self, sim: SimCase) -> None:
+        rng = sim.crew.rng
         summary = RESOLUTIONS[sim.case.category][1 if sim.reopened else 0]
         try:
             sim.case = case_flow_resolve(actor=sim.owner, case=sim.case, summary=summary)
@@ -391,41 +409,43 @@ class Simulation:
             self.counts["skipped"] += 1
             return
         self.load[sim.owner.pk] -= 1
-        if self.rng.random() < 0.6 and not sim.reopened:
-            self.at(self.later(self.lognormal(6, 1.2), working=False), self.rate, sim)
-        elif not sim.reopened and self.rng.random() < 0.04:
-            self.at(self.later(self.lognormal(48, 0.8), working=False), self.reopen, sim)
+        if rng.random() < 0.6 and not sim.reopened:
+            self.at(self.later(rng, self.lognormal(rng, 6, 1.2), working=False), self.rate, sim)
+        elif not sim.reopened and rng.random() < 0.04:
+            self.at(self.later(rng, self.lognormal(rng, 48, 0.8), working=False), self.reopen, sim)
 
     def rate(self, sim: SimCase) -> None:
+        rng = sim.crew.rng
         took = (sim.case.resolved_at - sim.case.opened_at).total_seconds() / 3600
         score = 4.4 - (0.6 if took > 48 else 0.3 if took > 24 else 0) - 0.5 * sim.handovers
         score += {"approved": 0.3, "rejected": -0.7, "expired": -1.2}.get(sim.outcome, 0)
-        rating = max(1, min(5, round(score + self.rng.gauss(0, 0.8))))
+        rating = max(1, min(5, round(score + rng.gauss(0, 0.8))))
         try:
             case_flow_rate(case=sim.case, rating=rating)
         except REFUSED:
             self.counts["skipped"] += 1
             return
         self.counts["ratings"] += 1
-        if self.rng.random() < (0.25 if rating <= 2 else 0.03):
-            self.at(self.later(self.lognormal(30, 0.8), working=False), self.reopen, sim)
+        if rng.random() < (0.25 if rating <= 2 else 0.03):
+            self.at(self.later(rng, self.lognormal(rng, 30, 0.8), working=False), self.reopen, sim)
 
     def reopen(self, sim: SimCase) -> None:
+        rng = sim.crew.rng
         case = Case.objects.get(pk=sim.case.pk)
         if case.status not in (CaseStatus.RESOLVED, CaseStatus.CLOSED) or case.owner_id != sim.owner.pk:
             return
         try:
-            sim.case = case_flow_reopen(actor=sim.owner, case=case, reason=self.rng.choice(REOPEN_REASONS))
+            sim.case = case_flow_reopen(actor=sim.owner, case=case, reason=rng.choice(REOPEN_REASONS))
         except REFUSED:
             self.counts["skipped"] += 1
             return
         sim.reopened = True
         self.counts["reopened"] += 1
         self.load[sim.owner.pk] += 1
-        self.at(self.later(self.lognormal(4)), self.resolve, sim)
+        self.at(self.later(rng, self.lognormal(rng, 4)), self.resolve, sim)
 
     def sweep(self) -> None:
-        fired = timers_fire()
+        fired = timers_fire(cases=Case.objects.filter(idempotency_key__startswith=self.sweep_scope))
         self.counts["timers fired"] += fired["timers"] + fired["conditions"]
         self.at(self.clock.now() + TIMER_SWEEP, self.sweep)
 
@@ -465,14 +485,22 @@ def default_start(*, days: int, now: datetime) -> datetime:
 
 
 def simulate(*, days: int = 30, cases: int = 10_000, seed: int = 7, start: datetime | None = None,
-             ai_share: float = 0.2, now: datetime | None = None) -> dict:
-    """Simulate `cases` cases over `days` days from `start`, through the services; return the report."""
+             ai_share: float = 0.2, now: datetime | None = None, workers: int = 1) -> dict:
+    """Simulate `cases` cases over `days` days from `start`, through the services; return the report.
+
+    `workers`: how many processes run the crews side by side (edges.demo.simulation_crews); 1 runs
+    them together in this process, in one time order, which a seed then replays exactly.
+    """
     started = time.monotonic()
     now = now or timezone.now()
     if days < 1 or cases < 1:
         raise ValueError("--days and --cases must be at least 1.")
     if not 0 <= ai_share <= 1:
         raise ValueError("--ai-share is a share between 0 and 1.")
+    if workers < 1:
+        raise ValueError("--workers must be at least 1.")
+    if workers > 1 and connection.vendor == "sqlite":
+        raise ValueError("SQLite takes one writer at a time: simulate with --workers 1.")
     start = start or default_start(days=days, now=now)
     end = start + timedelta(days=days)
     if end > now:
@@ -483,21 +511,34 @@ def simulate(*, days: int = 30, cases: int = 10_000, seed: int = 7, start: datet
                          "start after it (or leave --start out).")
     first_case = (Case.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
     first_event = AuditEvent.objects.count()
-    clock = VirtualClock(start)
     created = Counter()
-    with sqlite_commits_without_fsync(), postgres_commits_without_flush_wait(), running_on(clock):
+    with sqlite_commits_without_fsync(), postgres_commits_without_flush_wait(), running_on(VirtualClock(start)):
         cast = build_cast(cases=cases, days=days, start=start, end=end, created=created)
-        sim = Simulation(rng=random.Random(seed), clock=clock, cast=cast, start=start, end=end, ai_share=ai_share)
-        sim.plan_arrivals(cases)
-        sim.at(start + TIMER_SWEEP, sim.sweep)
-        sim.run()
+    crews = crews_for(agents=cast.agents, seed=seed, cases=cases, start=start)
+    groups = [crews[index::workers] for index in range(min(workers, len(crews)))]
+
+    def run(group: list[Crew]) -> tuple[Counter, Counter]:
+        clock = VirtualClock(start)
+        scope = group[0].key_prefix if len(group) == 1 else run_key_prefix(start)
+        with sqlite_commits_without_fsync(), postgres_commits_without_flush_wait(), running_on(clock):
+            sim = Simulation(clock=clock, cast=cast, crews=group, start=start, end=end, ai_share=ai_share,
+                             sweep_scope=scope)
+            for crew in group:
+                sim.plan_arrivals(crew)
+            sim.at(start + TIMER_SWEEP, sim.sweep)
+            sim.run()
+        return sim.counts, sim.seconds
+
+    outcomes = run_side_by_side(run, groups)
+    counts = sum((counted for counted, _ in outcomes), Counter())
+    by_step = sum((spent for _, spent in outcomes), Counter())
     report = outcome_report(first_case=first_case, start=start, end=end)
     seconds = time.monotonic() - started
-    events = sim.counts["events"]
+    events = counts["events"]
     last_event = AuditEvent.objects.count()
-    report.update(start=start.isoformat(), end=end.isoformat(), seed=seed, events=events,
+    report.update(start=start.isoformat(), end=end.isoformat(), seed=seed, events=events, workers=len(groups),
                   audit_events=last_event - first_event, organisation_created=dict(created),
-                  simulated=dict(sim.counts), seconds=round(seconds, 1),
-                  seconds_by_event={name: round(value, 1) for name, value in sim.seconds.most_common()},
+                  simulated=dict(counts), seconds=round(seconds, 1),
+                  seconds_by_event={name: round(value, 1) for name, value in by_step.most_common()},
                   events_per_second=round(events / seconds, 1) if seconds else None)
     return report

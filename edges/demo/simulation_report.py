@@ -71,6 +71,7 @@ def format_report(report: dict) -> str:
     def pct(value):
         return "n/a" if value is None else f"{100 * value:.1f} %"
 
+    workers = report.get("workers", 1)
     return "\n".join([
         f"Simulated {report['start'][:16]} to {report['end'][:16]} UTC (seed {report['seed']}): "
         f"{report['cases']} cases, {report['resolved']} resolved, {report['decisions']} decisions "
@@ -83,7 +84,7 @@ def format_report(report: dict) -> str:
         f"FCR: {pct(report['fcr_share'])}. CSAT: {report['csat_mean']} of 5 "
         f"({pct(report['csat_satisfied_share'])} rated 4 or 5; {report['ratings']} ratings).",
         f"{report['events']} events, {report['audit_events']} audit events in {report['seconds']} s "
-        f"({report['events_per_second']} events/s).",
-        "Time by step: " + ", ".join(f"{name} {value} s" for name, value in
-                                     list(report.get("seconds_by_event", {}).items())[:8]) + ".",
+        f"({report['events_per_second']} events/s, {workers} worker process{'' if workers == 1 else 'es'}).",
+        f"Time by step{'' if workers == 1 else ', the workers added up'}: "
+        + ", ".join(f"{name} {value} s" for name, value in list(report.get("seconds_by_event", {}).items())[:8]) + ".",
     ])

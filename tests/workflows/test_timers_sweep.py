@@ -11,7 +11,7 @@ from viewflow.workflow.status import PROCESS, STATUS
 from authority.models import AuthorityRequest
 from authority.services import authority_request_approve
 from h2h_core import services as case_services
-from h2h_core.models import CaseEvent
+from h2h_core.models import Case, CaseEvent
 from tests.factories import GrantFactory, kind
 from workflows import services
 from workflows.flows import RequestFlow
@@ -69,12 +69,6 @@ def test_the_sweep_fires_the_decided_wait_and_leaves_the_open_one_waiting(
     assert waits(still_open)["team_approval"] == "NEW"
 
 
-def first_response_timer(case):
-    """The case's scheduled first-response timer (the ownership task's first timeout)."""
-    scheduled = Task.objects.filter(process__caseprocess__case=case, flow_task_type="TIMER", status=STATUS.SCHEDULED)
-    return Task.objects.filter(pk__in=[task.pk for task in scheduled if task.flow_task.name == "own__timeout"])
-
-
 @pytest.fixture
 def breach_calls(monkeypatch):
     """The targets the breach service is asked about, the service itself still doing its work."""
@@ -89,13 +83,41 @@ def breach_calls(monkeypatch):
     return calls
 
 
+def timers_of(case) -> dict[str, str]:
+    return {task.flow_task.name: task.status
+            for task in Task.objects.filter(process__caseprocess__case=case, flow_task_type="TIMER")}
+
+
 @pytest.mark.django_db
-def test_a_first_response_timer_after_a_timely_claim_flags_nothing_without_asking(
+def test_a_timely_claim_disarms_the_first_response_timer_and_the_sweep_has_nothing_to_fire(
     alice, maria, customer, breach_calls, django_capture_on_commit_callbacks
 ):
-    # given a case claimed as soon as it came in, whose first-response timer is then due
+    # given a case whose two service-level timers are armed
+    case = open_case(alice, customer)
+    assert timers_of(case) == {"own__timeout": STATUS.SCHEDULED, "own__timeout_2": STATUS.SCHEDULED}
+    # when alice claims it as soon as it came in
+    case = services.case_flow_claim(actor=alice, case=case)
+    # then the first-response timer is cancelled, the resolution timer still armed
+    assert timers_of(case) == {"own__timeout": STATUS.CANCELED, "own__timeout_2": STATUS.SCHEDULED}
+    # and a sweep long after the first-response due time fires nothing and flags nothing
+    Task.objects.filter(process__caseprocess__case=case, status=STATUS.CANCELED).update(
+        scheduled=timezone.now() - timedelta(minutes=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        fired = timers_fire()
+    assert fired["timers"] == 0
+    case.refresh_from_db()
+    assert not case.sla_breached and not case.events.filter(kind=CaseEvent.Kind.SLA).exists()
+    assert breach_calls == []
+
+
+@pytest.mark.django_db
+def test_a_first_response_timer_that_fires_after_a_timely_response_flags_nothing_without_asking(
+    alice, maria, customer, breach_calls, django_capture_on_commit_callbacks
+):
+    # given a case answered in time whose first-response timer is still armed (a process adopted late)
     case = services.case_flow_claim(actor=alice, case=open_case(alice, customer))
-    first_response_timer(case).update(scheduled=timezone.now() - timedelta(minutes=1))
+    Task.objects.filter(process__caseprocess__case=case, status=STATUS.CANCELED).update(
+        status=STATUS.SCHEDULED, finished=None, scheduled=timezone.now() - timedelta(minutes=1))
     # when the sweep runs
     with django_capture_on_commit_callbacks(execute=True):
         fired = timers_fire()
@@ -119,3 +141,32 @@ def test_a_first_response_timer_after_a_late_claim_flags_the_breach(
     case.refresh_from_db()
     assert case.sla_breached and case.events.filter(kind=CaseEvent.Kind.SLA).count() == 1
     assert "first_response" in breach_calls
+
+
+@pytest.mark.django_db
+def test_a_sweep_of_some_cases_fires_their_timers_and_their_requests_and_leaves_the_rest(
+    alice, maria, customer, django_capture_on_commit_callbacks
+):
+    # given two cases that waited six hours unclaimed (their first-response timers are due), and a request
+    # on the first whose team window ended an hour ago
+    GrantFactory(subject_user=alice, per_case_limit=Decimal("500"))
+    GrantFactory(subject_user=maria, per_case_limit=Decimal("5000"), period_limit=Decimal("20000"))
+    mine, other = open_case(alice, customer, hours_ago=6), open_case(alice, customer, hours_ago=6)
+    request = services.authority_request_flow_open(
+        actor=alice, case=services.case_flow_claim(actor=alice, case=mine), kind=kind("refund"), amount="1200",
+        currency="EUR", justification="Key account, churn risk")
+    window = Task.objects.get(process__requestprocess__request=request, flow_task_type="TIMER")
+    Task.objects.filter(pk=window.pk).update(scheduled=timezone.now() - timedelta(hours=1))
+    # when the sweep runs for the first case only
+    with django_capture_on_commit_callbacks(execute=True):
+        fired = timers_fire(cases=Case.objects.filter(pk=mine.pk))
+    # then its first-response timer and its request's window fired, nothing of the other case, and no start
+    assert fired == {"timers": 2, "started": 0, "conditions": 0}
+    assert timers_of(mine)["own__timeout"] == STATUS.DONE
+    window.refresh_from_db()
+    assert window.status == STATUS.DONE
+    assert timers_of(other) == {"own__timeout": STATUS.SCHEDULED, "own__timeout_2": STATUS.SCHEDULED}
+    # and the sweep of everything then fires the other case's
+    with django_capture_on_commit_callbacks(execute=True):
+        assert timers_fire()["timers"] == 1
+    assert timers_of(other)["own__timeout"] == STATUS.DONE

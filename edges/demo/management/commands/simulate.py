@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from edges.demo.simulation import simulate
+from edges.demo.simulation_crews import CREWS, default_workers
 from edges.demo.simulation_report import format_report
 
 
@@ -28,14 +29,20 @@ class Command(BaseCommand):
                                  "or where the audit chain ends.")
         parser.add_argument("--ai-share", type=float, default=0.2,
                             help="Share of all cases offered to an AI agent first (default 0.2).")
+        parser.add_argument("--workers", type=int, default=None,
+                            help=f"Processes running the simulated crews side by side, 1 to {CREWS} (default: "
+                                 "one a core on PostgreSQL, 1 on SQLite). With 1 a seed replays exactly.")
 
-    def handle(self, *args, days, cases, seed, start, ai_share, **options):
+    def handle(self, *args, days, cases, seed, start, ai_share, workers, **options):
         if not 1 <= days <= 366:
             raise CommandError("--days must be between 1 and 366.")
         if not 1 <= cases <= 200_000:
             raise CommandError("--cases must be between 1 and 200,000.")
+        if workers is not None and not 1 <= workers <= CREWS:
+            raise CommandError(f"--workers must be between 1 and {CREWS}.")
         try:
-            report = simulate(days=days, cases=cases, seed=seed, start=start, ai_share=ai_share)
+            report = simulate(days=days, cases=cases, seed=seed, start=start, ai_share=ai_share,
+                              workers=workers or default_workers())
         except ValueError as error:
             raise CommandError(str(error)) from error
         # Fresh statistics for what was just written: without them the analytics pages' plans (and
