@@ -16,7 +16,6 @@ from django.db import transaction
 from django.utils import timezone
 from viewflow import this
 from viewflow.workflow import flow
-from viewflow.workflow.lock import select_for_update_lock
 
 from authority.models import RequestStatus
 from h2h_core import services as case_services
@@ -24,6 +23,7 @@ from h2h_core.models import Case, CaseStatus
 from h2h_core.organisation import current_organisation
 
 from . import conf, permissions
+from .lock_objects import process_row_lock
 from .models import CaseProcess, RequestProcess
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class CaseFlow(flow.Flow):
     """
 
     process_class = CaseProcess
-    lock_impl = select_for_update_lock
+    lock_impl = process_row_lock
 
     intake = flow.StartHandle(this.take_in).Next(this.triage)
     triage = flow.Function(this.route).Annotation(title="Triage").Next(this.own)
@@ -218,7 +218,7 @@ class RequestFlow(flow.Flow):
     """
 
     process_class = RequestProcess
-    lock_impl = select_for_update_lock
+    lock_impl = process_row_lock
 
     start = flow.StartHandle(this.take_in).Next(this.route)
     route = flow.If(this.with_fallback_from_the_start).Then(this.fallback_approval).Else(this.team_approval)
@@ -288,7 +288,7 @@ class UpkeepFlow(flow.Flow):
     follow-up and approval windows run like everyone else's. One run a day, each watching for a day.
     """
 
-    lock_impl = select_for_update_lock
+    lock_impl = process_row_lock
 
     start = flow.StartTimer(interval=timedelta(days=1)).Next(this.watch)
     watch = (

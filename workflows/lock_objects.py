@@ -23,10 +23,49 @@ no other transaction can hold it.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+from django.db import connection
 from django.db.models import QuerySet
+from viewflow.workflow.lock import select_for_update_lock
 from viewflow.workflow.models import Process
 
 
 def process_qs_select_for_update(process_class: type[Process]) -> QuerySet[Process]:
-    """Return processes of `process_class` to lock, in key order, waiting for a timer that holds one."""
-    return process_class._default_manager.order_by("pk").select_for_update(of=("self",))
+    """Return processes of `process_class` to lock, in key order, waiting for a timer that holds one.
+
+    The rows viewflow's lock takes: the process's own and its subclass's (no OF).
+    """
+    return process_class._default_manager.order_by("pk").select_for_update()
+
+
+@contextmanager
+def process_rows_held(flow_class, process_pk):
+    """A lock implementation for rows this transaction already holds: nothing left to take."""
+    yield
+
+
+class ProcessRowLock:
+    """Viewflow's `select_for_update_lock`, joining the transaction it is taken in.
+
+    Taken outside a transaction (the timer sweep's activations), it is viewflow's lock: a transaction
+    of its own that takes the process row NOWAIT and retries. Taken inside one (a workflow step, which
+    holds its process row already, see `process_locked`, and every node that step runs), it locks the
+    same rows with the same statement but waits for them, in the caller's transaction, without a
+    savepoint: NOWAIT there could not retry (on PostgreSQL a failed statement aborts the transaction),
+    and the savepoint, two statements on each of the several nodes a step runs, protected nothing,
+    since an error inside fails the whole step. The nodes' own savepoints, which viewflow's error
+    handling rolls back to, are untouched.
+    """
+
+    @contextmanager
+    def __call__(self, flow_class, process_pk):
+        if not connection.in_atomic_block:
+            with select_for_update_lock(flow_class, process_pk):
+                yield
+            return
+        flow_class.process_class._default_manager.filter(pk=process_pk).select_for_update().exists()
+        yield
+
+
+process_row_lock = ProcessRowLock()

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from viewflow.workflow.lock import lock_scope
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import PROCESS, STATUS
 
 from h2h_core.models import Case, CaseStatus
 
 from .flows import CaseFlow, first_response_was_in_time
-from .lock_objects import process_qs_select_for_update
+from .lock_objects import process_qs_select_for_update, process_rows_held
 from .models import CaseProcess
 
 FINISHED = (STATUS.DONE, STATUS.CANCELED, STATUS.REVIVED, STATUS.ERROR)
@@ -58,11 +59,12 @@ def process_locked(flow_class, process_pk: int) -> Iterator:
 
     The step waits for the row (a timer holds it for milliseconds) instead of failing fast:
     viewflow's select_for_update_lock retries NOWAIT, and on PostgreSQL a failed NOWAIT aborts the
-    enclosing transaction, so inside a step it could not retry. With the row already held by this
-    transaction, viewflow's own lock, taken by the nodes it runs, succeeds at once.
+    enclosing transaction, so inside a step it could not retry. The rows read here are the rows the
+    flow's lock takes, so the step's own lock scope takes nothing more; the lock the nodes it runs
+    take then (lock_objects.process_row_lock) succeeds at once.
     """
     process = process_qs_select_for_update(flow_class.process_class).get(pk=process_pk)
-    with flow_class.lock(process_pk):
+    with lock_scope(process_rows_held, flow_class, process_pk):
         yield process
 
 
