@@ -9,6 +9,8 @@ start timers (one upkeep process a day) need.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -21,6 +23,7 @@ from authority.models import RequestStatus
 from h2h_core.models import Case
 
 from .flows import RequestFlow
+from .models import CaseProcess, RequestProcess
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,23 @@ def armed_conditions(*, cases: QuerySet[Case] | None = None) -> QuerySet[Task]:
     return _of_cases(armed, cases)
 
 
+@contextmanager
+def _activation(task: Task) -> Iterator:
+    """Viewflow's `task.activation()`: the task read again under its flow lock, and its activation.
+
+    The process is read in one statement with the record it follows (the case with its owner and
+    team, or the request), where viewflow reads the process, then its subclass, and the flow's
+    handler the record (`flows._case_of`): the same rows, read at the same moment, under the lock.
+    """
+    flow_class = task.flow_task.flow_class
+    with flow_class.lock(task.process_id):
+        task.refresh_from_db()
+        related = {CaseProcess: ("case__owner", "case__team"), RequestProcess: ("request",)}.get(
+            flow_class.process_class, ())
+        task.process = flow_class.process_class._default_manager.select_related(*related).get(pk=task.process_id)
+        yield task.flow_task.activation_class(task)
+
+
 def _fire_each(tasks: QuerySet[Task], *, condition: bool) -> int:
     """Fire each task that can proceed (a condition: whose condition holds), re-checked under its flow lock.
 
@@ -74,7 +94,7 @@ def _fire_each(tasks: QuerySet[Task], *, condition: bool) -> int:
     fired = 0
     for task in tasks:
         try:
-            with task.activation() as activation:
+            with _activation(task) as activation:
                 start = getattr(activation, "start", None)
                 if start is None:  # the node was renamed or removed since: it can never fire
                     logger.warning("Task %s references a missing node %r, skipped", task.pk, task.flow_task)

@@ -36,6 +36,7 @@ high stakes = stakes_score >= 70.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import random
@@ -451,6 +452,24 @@ class Simulation:
 
 
 @contextmanager
+def fewer_garbage_collections() -> Iterator[None]:
+    """Collect less often while simulating (restored after): the ORM makes and drops many small objects.
+
+    What was built before (Django, the cast) is set aside from collection (`gc.freeze`), and the
+    youngest generation is collected every 50,000 allocations instead of 700. No object outlives a
+    step but the simulation's own bookkeeping; 1-2 % of the CPU, measured.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, threshold[1], threshold[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
+@contextmanager
 def postgres_commits_without_flush_wait() -> Iterator[None]:
     """On PostgreSQL, let this session's commits return before the WAL reaches the disk (restored after).
 
@@ -520,7 +539,8 @@ def simulate(*, days: int = 30, cases: int = 10_000, seed: int = 7, start: datet
     def run(group: list[Crew]) -> tuple[Counter, Counter]:
         clock = VirtualClock(start)
         scope = group[0].key_prefix if len(group) == 1 else run_key_prefix(start)
-        with sqlite_commits_without_fsync(), postgres_commits_without_flush_wait(), running_on(clock):
+        with (sqlite_commits_without_fsync(), postgres_commits_without_flush_wait(), running_on(clock),
+              fewer_garbage_collections()):
             sim = Simulation(clock=clock, cast=cast, crews=group, start=start, end=end, ai_share=ai_share,
                              sweep_scope=scope)
             for crew in group:
