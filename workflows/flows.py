@@ -63,7 +63,9 @@ def _case_of(activation) -> Case:
     take_back) the case it was given, `workflows.process.catch_up` the case its service just wrote.
     The nodes that step runs (triage, the ownership task's owner and due times, the follow-up's end)
     change no case, so they use that object instead of reading the row again, up to four times.
-    A node on a process read from the database (a timer's) reads the row.
+    The timer sweep reads the process with its case under the process lock (`workflows.timers`), so a
+    timer's nodes use that; the service a node calls locks and reads the row again before it writes.
+    Any other node on a process read from the database reads the row.
     """
     process = activation.process
     if CaseProcess.case.is_cached(process):

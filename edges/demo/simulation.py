@@ -456,8 +456,8 @@ def fewer_garbage_collections() -> Iterator[None]:
     """Collect less often while simulating (restored after): the ORM makes and drops many small objects.
 
     What was built before (Django, the cast) is set aside from collection (`gc.freeze`), and the
-    youngest generation is collected every 50,000 allocations instead of 700. No object outlives a
-    step but the simulation's own bookkeeping; 1-2 % of the CPU, measured.
+    youngest generation is collected every 50,000 allocations instead of 700. About 2 % of the
+    CPU on 800 cases, within the noise of that one measurement (docs/performance.md).
     """
     threshold = gc.get_threshold()
     gc.freeze()

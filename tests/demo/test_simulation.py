@@ -123,7 +123,8 @@ def test_the_command_refuses_a_period_it_cannot_simulate_and_changes_nothing():
     # when a period in the future, a malformed date or nonsense sizes are asked for
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
     for options, message in (({"start": tomorrow}, "after now"), ({"start": "30.11.2026"}, "YYYY-MM-DD"),
-                             ({"days": 0}, "--days"), ({"cases": 0}, "--cases"), ({"ai_share": 2.0}, "share")):
+                             ({"days": 0}, "--days"), ({"cases": 0}, "--cases"), ({"ai_share": 2.0}, "share"),
+                             ({"workers": 0}, "--workers"), ({"workers": 3}, "--workers")):
         args = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
         with pytest.raises(CommandError, match=message):
             call_command("simulate", *args, stdout=StringIO())

@@ -83,6 +83,12 @@ def breach_calls(monkeypatch):
     return calls
 
 
+def assert_nothing_flagged(case, breach_calls) -> None:
+    case.refresh_from_db()
+    assert not case.sla_breached and not case.events.filter(kind=CaseEvent.Kind.SLA).exists()
+    assert breach_calls == []
+
+
 def timers_of(case) -> dict[str, str]:
     return {task.flow_task.name: task.status
             for task in Task.objects.filter(process__caseprocess__case=case, flow_task_type="TIMER")}
@@ -105,9 +111,7 @@ def test_a_timely_claim_disarms_the_first_response_timer_and_the_sweep_has_nothi
     with django_capture_on_commit_callbacks(execute=True):
         fired = timers_fire()
     assert fired["timers"] == 0
-    case.refresh_from_db()
-    assert not case.sla_breached and not case.events.filter(kind=CaseEvent.Kind.SLA).exists()
-    assert breach_calls == []
+    assert_nothing_flagged(case, breach_calls)
 
 
 @pytest.mark.django_db
@@ -123,9 +127,7 @@ def test_a_first_response_timer_that_fires_after_a_timely_response_flags_nothing
         fired = timers_fire()
     # then the timer fired, and nothing was flagged: the breach service was not even asked
     assert fired["timers"] == 1
-    case.refresh_from_db()
-    assert not case.sla_breached and not case.events.filter(kind=CaseEvent.Kind.SLA).exists()
-    assert breach_calls == []
+    assert_nothing_flagged(case, breach_calls)
 
 
 @pytest.mark.django_db
