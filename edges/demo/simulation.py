@@ -51,6 +51,7 @@ from types import SimpleNamespace
 
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from authority.errors import AuthorityDenied
@@ -470,6 +471,18 @@ def fewer_garbage_collections() -> Iterator[None]:
 
 
 @contextmanager
+def statements_not_recorded() -> Iterator[None]:
+    """Keep Django from recording each statement, as it does with DEBUG on (restored after).
+
+    A month is millions of statements nobody reads from `connection.queries`; recording each one
+    formats it, and on SQLite asks the database to quote its parameters, a second round trip: 15 %
+    of a SQLite run (docs/performance.md). Only what Django keeps for debugging changes.
+    """
+    with override_settings(DEBUG=False):
+        yield
+
+
+@contextmanager
 def postgres_commits_without_flush_wait() -> Iterator[None]:
     """On PostgreSQL, let this session's commits return before the WAL reaches the disk (restored after).
 
@@ -531,7 +544,8 @@ def simulate(*, days: int = 30, cases: int = 10_000, seed: int = 7, start: datet
     first_case = (Case.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
     first_event = AuditEvent.objects.count()
     created = Counter()
-    with sqlite_commits_without_fsync(), postgres_commits_without_flush_wait(), running_on(VirtualClock(start)):
+    with (sqlite_commits_without_fsync(), postgres_commits_without_flush_wait(), statements_not_recorded(),
+          running_on(VirtualClock(start))):
         cast = build_cast(cases=cases, days=days, start=start, end=end, created=created)
     crews = crews_for(agents=cast.agents, seed=seed, cases=cases, start=start)
     groups = [crews[index::workers] for index in range(min(workers, len(crews)))]
@@ -539,8 +553,8 @@ def simulate(*, days: int = 30, cases: int = 10_000, seed: int = 7, start: datet
     def run(group: list[Crew]) -> tuple[Counter, Counter]:
         clock = VirtualClock(start)
         scope = group[0].key_prefix if len(group) == 1 else run_key_prefix(start)
-        with (sqlite_commits_without_fsync(), postgres_commits_without_flush_wait(), running_on(clock),
-              fewer_garbage_collections()):
+        with (sqlite_commits_without_fsync(), postgres_commits_without_flush_wait(), statements_not_recorded(),
+              running_on(clock), fewer_garbage_collections()):
             sim = Simulation(clock=clock, cast=cast, crews=group, start=start, end=end, ai_share=ai_share,
                              sweep_scope=scope)
             for crew in group:
