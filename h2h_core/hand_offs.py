@@ -29,7 +29,7 @@ from .amounts import plain_decimal
 from .audit import audit_record
 from .audit.refusals import audits_refusals, case_of
 from .errors import CaseNotOpen, IdempotencyConflict, NotCaseOwner
-from .lock_objects import case_qs_select_for_update
+from .lock_objects import case_locked
 from .models import Case, CaseEvent, CaseStatus, HandOff, HandOffReason
 from .models.cases import OPEN_STATUSES
 from .services import case_snapshot, idempotency_key_validate, payload_fingerprint
@@ -306,7 +306,7 @@ def _clean_input(*, actor, case, reason, reason_text, summary, transcript, attem
 
 def _hand_off_locked(*, actor, case, to_user, reason, reason_text, summary, transcript, attempts, key,
                      fingerprint, by) -> HandOff:
-    case = case_qs_select_for_update().select_related("team").get(pk=case.pk)
+    case = case_locked(case.pk, related=("team",))
     may_hand_off(actor, case, by=by).require()
     receiver = may_receive_hand_off(to_user, case)
     if not receiver:
@@ -359,7 +359,7 @@ def hand_off_pick_up(*, actor, hand_off: HandOff) -> HandOff:
     if hand_off.picked_up_at is not None:
         return hand_off
     with service_atomic():
-        case = case_qs_select_for_update().get(pk=hand_off.case_id)
+        case = case_locked(hand_off.case_id)
         hand_off = HandOff.objects.get(pk=hand_off.pk)
         if hand_off.picked_up_at is not None:
             return hand_off

@@ -34,11 +34,32 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from .models import AiAgent, ApiToken, AuditHead, Case
+from .prepared import PreparedQuery
 
 
 def case_qs_select_for_update() -> QuerySet[Case]:
     """Return cases to lock, in key order; the rows joined by select_related stay unlocked."""
     return Case.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def _case_to_lock(related: tuple[str, ...], *, pk: int) -> QuerySet[Case]:
+    return case_qs_select_for_update().select_related(*related).filter(pk=pk)
+
+
+_CASE_TO_LOCK = PreparedQuery(_case_to_lock, ints=("pk",))
+
+
+def case_locked(pk: int, *, related: tuple[str, ...] = ()) -> Case:
+    """Lock case `pk` and return it as read under the lock, with the `related` rows joined (not locked).
+
+    `case_qs_select_for_update().select_related(*related).get(pk=pk)`, compiled once per process
+    (h2h_core.prepared): almost every step and service takes this lock, and building the query cost
+    more CPU than running it. Raises Case.DoesNotExist as `get` does.
+    """
+    case = _CASE_TO_LOCK.first(shape=related, pk=pk)
+    if case is None:
+        raise Case.DoesNotExist("Case matching query does not exist.")
+    return case
 
 
 def user_qs_select_for_update() -> QuerySet:
@@ -64,6 +85,14 @@ def ai_agent_qs_select_for_update() -> QuerySet[AiAgent]:
 def audit_head_qs_select_for_update() -> QuerySet[AuditHead]:
     """Return the audit head to lock: the sealer's and the checkpoint signing's (SQLite: every audit append's, last)."""
     return AuditHead.objects.order_by("pk").select_for_update(of=("self",))
+
+
+_AUDIT_HEAD_TO_LOCK = PreparedQuery(lambda shape: audit_head_qs_select_for_update().filter(pk=1))
+
+
+def audit_head_locked() -> AuditHead | None:
+    """Lock the audit head and return it (None in an emptied database), from SQL compiled once per process."""
+    return _AUDIT_HEAD_TO_LOCK.first()
 
 
 def ai_agent_suspended_under_share_lock(*, user_id: int) -> bool:

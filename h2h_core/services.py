@@ -64,7 +64,7 @@ def _event(case: Case, *, actor, kind: str, text: str = "", at: datetime | None 
 
 
 def _locked_case(case: Case) -> Case:
-    return lock_objects.case_qs_select_for_update().select_related("customer").get(pk=case.pk)
+    return lock_objects.case_locked(case.pk, related=("customer",))
 
 
 # --- customers and teams -------------------------------------------------------------------
@@ -359,7 +359,7 @@ def case_sla_breach(*, case: Case, target: str, tz=None) -> list:
         raise ValidationError({"target": f"Unknown service level {target!r}."})
     label = SLA_TARGETS[target]
     with service_atomic():
-        case = lock_objects.case_qs_select_for_update().select_related("owner", "team").get(pk=case.pk)
+        case = lock_objects.case_locked(case.pk, related=("owner", "team"))
         now = timezone.now()
         due = case.first_response_due if target == "first_response" else case.resolution_due
         missed = due is not None and due <= now and case.status in OPEN_STATUSES and (

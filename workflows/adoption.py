@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from viewflow.workflow.status import PROCESS
 
 from authority.models import AuthorityRequest, RequestStatus
-from h2h_core.lock_objects import case_qs_select_for_update
+from h2h_core.lock_objects import case_locked
 from h2h_core.models import Case, CaseStatus
 from h2h_core.models.cases import OPEN_STATUSES
 from h2h_core.transactions import service_atomic
@@ -36,7 +36,7 @@ def case_flow_adopt(*, case: Case) -> CaseProcess | None:
     left alone: it has nothing left to wait for.
     """
     with service_atomic():
-        case = case_qs_select_for_update().get(pk=case.pk)
+        case = case_locked(case.pk)
         process = current_process(case)
         if process is not None or case.status == CaseStatus.CLOSED:
             return process

@@ -21,6 +21,7 @@ from authority.models import RequestStatus
 from h2h_core import services as case_services
 from h2h_core.models import Case, CaseStatus
 from h2h_core.organisation import current_organisation
+from h2h_core.prepared import PreparedQuery
 
 from . import conf, permissions
 from .lock_objects import process_row_lock
@@ -29,6 +30,9 @@ from .models import CaseProcess, RequestProcess
 logger = logging.getLogger(__name__)
 # A timer needs a moment; a case without a due time (imported data) gets one that never comes.
 NEVER = timedelta(days=365 * 100)
+# The permission hooks read the task's case on every transition: compiled once (h2h_core.prepared).
+_CASE_OF_PROCESS = PreparedQuery(lambda shape, *, process_id: Case.objects.filter(processes__pk=process_id),
+                                 ints=("process_id",))
 
 
 class OwnershipTask(flow.View):
@@ -44,7 +48,10 @@ class OwnershipTask(flow.View):
 
     @staticmethod
     def _case(task) -> Case:
-        return Case.objects.get(processes__pk=task.process_id)
+        case = _CASE_OF_PROCESS.first(process_id=task.process_id)
+        if case is None:
+            raise Case.DoesNotExist(f"No case follows process {task.process_id}.")
+        return case
 
     def can_assign(self, user, task) -> bool:
         return not task.owner_id and bool(permissions.may_claim(user, self._case(task)))

@@ -30,6 +30,8 @@ from django.db.models import QuerySet
 from viewflow.workflow.lock import select_for_update_lock
 from viewflow.workflow.models import Process
 
+from h2h_core.prepared import PreparedQuery
+
 
 def process_qs_select_for_update(process_class: type[Process]) -> QuerySet[Process]:
     """Return processes of `process_class` to lock, in key order, waiting for a timer that holds one.
@@ -37,6 +39,22 @@ def process_qs_select_for_update(process_class: type[Process]) -> QuerySet[Proce
     The rows viewflow's lock takes: the process's own and its subclass's (no OF).
     """
     return process_class._default_manager.order_by("pk").select_for_update()
+
+
+_PROCESS_TO_LOCK = PreparedQuery(  # shape: the process class
+    lambda process_class, *, pk: process_qs_select_for_update(process_class).filter(pk=pk), ints=("pk",))
+
+
+def process_locked_read(process_class: type[Process], pk: int) -> Process:
+    """Lock process `pk` of `process_class` (the rows viewflow's lock takes) and return it as read under the lock.
+
+    `process_qs_select_for_update(process_class).get(pk=pk)`, compiled once per process
+    (h2h_core.prepared): every step and every node it runs takes this lock. Raises DoesNotExist as `get` does.
+    """
+    process = _PROCESS_TO_LOCK.first(shape=process_class, pk=pk)
+    if process is None:
+        raise process_class.DoesNotExist(f"{process_class.__name__} matching query does not exist.")
+    return process
 
 
 @contextmanager
@@ -51,7 +69,7 @@ class ProcessRowLock:
     Taken outside a transaction (the timer sweep's activations), it is viewflow's lock: a transaction
     of its own that takes the process row NOWAIT and retries. Taken inside one (a workflow step, which
     holds its process row already, see `process_locked`, and every node that step runs), it locks the
-    same rows with the same statement but waits for them, in the caller's transaction, without a
+    same rows (`process_locked_read`'s statement) but waits for them, in the caller's transaction, without a
     savepoint: NOWAIT there could not retry (on PostgreSQL a failed statement aborts the transaction),
     and the savepoint, two statements on each of the several nodes a step runs, protected nothing,
     since an error inside fails the whole step. The nodes' own savepoints, which viewflow's error
@@ -64,7 +82,8 @@ class ProcessRowLock:
             with select_for_update_lock(flow_class, process_pk):
                 yield
             return
-        flow_class.process_class._default_manager.filter(pk=process_pk).select_for_update().exists()
+        if process_pk is not None:  # as viewflow's lock, a missing row is not an error here
+            _PROCESS_TO_LOCK.first(shape=flow_class.process_class, pk=process_pk)
         yield
 
 

@@ -17,17 +17,32 @@ from viewflow.workflow.models import Task
 from viewflow.workflow.status import PROCESS, STATUS
 
 from h2h_core.models import Case, CaseStatus
+from h2h_core.prepared import PreparedQuery
 
 from .flows import CaseFlow, first_response_was_in_time
-from .lock_objects import process_qs_select_for_update, process_rows_held
+from .lock_objects import process_locked_read, process_rows_held
 from .models import CaseProcess
 
 FINISHED = (STATUS.DONE, STATUS.CANCELED, STATUS.REVIVED, STATUS.ERROR)
 
+# The reads every step makes, compiled once per process (h2h_core.prepared): building them cost
+# more CPU than running them.
+_RUNNING_PROCESS = PreparedQuery(
+    lambda shape, *, case_id: CaseProcess.objects.filter(case_id=case_id, status=PROCESS.NEW).order_by("-pk")[:1],
+    ints=("case_id",))
+_ACTIVE_TASKS = PreparedQuery(  # shape: the nodes
+    lambda nodes, *, process_id: Task.objects.filter(process_id=process_id, flow_task__in=nodes)
+    .exclude(status__in=FINISHED).order_by("pk"),
+    ints=("process_id",))
+_SCHEDULED_AFTER = PreparedQuery(  # shape: the timer node
+    lambda timer, *, process_id, previous_id: Task.objects.filter(process_id=process_id, flow_task=timer,
+                                                                  previous=previous_id, status=STATUS.SCHEDULED),
+    ints=("process_id", "previous_id"))
+
 
 def current_process(case: Case) -> CaseProcess | None:
     """Return the case's running process, if it has one."""
-    return CaseProcess.objects.filter(case_id=case.pk, status=PROCESS.NEW).order_by("-pk").first()
+    return _RUNNING_PROCESS.first(case_id=case.pk)
 
 
 def active_tasks(process, *nodes) -> dict:
@@ -38,8 +53,7 @@ def active_tasks(process, *nodes) -> dict:
     object it read under the lock is the process.
     """
     found = {}
-    for task in (Task.objects.filter(process_id=process.pk, flow_task__in=nodes).exclude(status__in=FINISHED)
-                 .order_by("pk")):
+    for task in _ACTIVE_TASKS.all(shape=tuple(nodes), process_id=process.pk):
         task.process = process
         found[task.flow_task] = task
     return found
@@ -63,7 +77,7 @@ def process_locked(flow_class, process_pk: int) -> Iterator:
     flow's lock takes, so the step's own lock scope takes nothing more; the lock the nodes it runs
     take then (lock_objects.process_row_lock) succeeds at once.
     """
-    process = process_qs_select_for_update(flow_class.process_class).get(pk=process_pk)
+    process = process_locked_read(flow_class.process_class, process_pk)
     with lock_scope(process_rows_held, flow_class, process_pk):
         yield process
 
@@ -78,8 +92,7 @@ def first_response_timer_disarm(process, own: Task, case: Case) -> None:
     if not first_response_was_in_time(case, "first_response"):
         return
     timer = CaseFlow.own_first_response_timer()
-    for task in Task.objects.filter(process_id=process.pk, flow_task=timer, previous=own,
-                                    status=STATUS.SCHEDULED):
+    for task in _SCHEDULED_AFTER.all(shape=timer, process_id=process.pk, previous_id=own.pk):
         task.process = process
         activation = activation_of(task)
         if activation.cancel.can_proceed():

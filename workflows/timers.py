@@ -21,11 +21,21 @@ from viewflow.workflow.timers import fire_due_start_timers
 
 from authority.models import RequestStatus
 from h2h_core.models import Case
+from h2h_core.prepared import PreparedQuery
 
 from .flows import RequestFlow
 from .models import CaseProcess, RequestProcess
 
 logger = logging.getLogger(__name__)
+
+
+def _process_with_record(process_class, *, pk: int) -> QuerySet:
+    related = {CaseProcess: ("case__owner", "case__team"), RequestProcess: ("request",)}.get(process_class, ())
+    return process_class._default_manager.select_related(*related).filter(pk=pk)
+
+
+# Read for every timer that fires: compiled once per process (h2h_core.prepared).
+_PROCESS_WITH_RECORD = PreparedQuery(_process_with_record, ints=("pk",))
 
 
 def timers_fire(*, cases: QuerySet[Case] | None = None) -> dict:
@@ -80,9 +90,9 @@ def _activation(task: Task) -> Iterator:
     flow_class = task.flow_task.flow_class
     with flow_class.lock(task.process_id):
         task.refresh_from_db()
-        related = {CaseProcess: ("case__owner", "case__team"), RequestProcess: ("request",)}.get(
-            flow_class.process_class, ())
-        task.process = flow_class.process_class._default_manager.select_related(*related).get(pk=task.process_id)
+        task.process = _PROCESS_WITH_RECORD.first(shape=flow_class.process_class, pk=task.process_id)
+        if task.process is None:
+            raise flow_class.process_class.DoesNotExist(f"No process {task.process_id}.")
         yield task.flow_task.activation_class(task)
 
 

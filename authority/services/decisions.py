@@ -20,7 +20,7 @@ from h2h_core.access import may_act_on_view, roles_of
 from h2h_core.ai_agents import AiAgentSuspended
 from h2h_core.audit import audit_record, canonical_json, snapshot_value
 from h2h_core.errors import DomainError
-from h2h_core.lock_objects import ai_agent_suspended_under_share_lock, case_qs_select_for_update
+from h2h_core.lock_objects import ai_agent_suspended_under_share_lock, case_locked
 from h2h_core.models import Case, CaseEvent, Role
 from h2h_core.models.audit import Outcome
 from h2h_core.services import case_require_owner, idempotency_key_validate
@@ -160,7 +160,7 @@ def _decider(*, actor, roles: list[str], confidence: Decimal | None) -> dict:
 
 def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, key, fingerprint,
                     seen_version=None, decider: dict, read_key_first: bool) -> Decision:
-    case = case_qs_select_for_update().select_related("customer").get(pk=case.pk)
+    case = case_locked(case.pk, related=("customer",))
     if read_key_first and key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
     try:

@@ -26,7 +26,7 @@ from authority.models import (
 from authority.quantities import format_quantity, parse_amount
 from h2h_core.audit import audit_record
 from h2h_core.audit.refusals import audits_refusals, case_of, request_of
-from h2h_core.lock_objects import case_qs_select_for_update
+from h2h_core.lock_objects import case_locked
 from h2h_core.models import Case, CaseEvent
 from h2h_core.services import case_require_owner
 from h2h_core.transactions import service_atomic
@@ -88,7 +88,7 @@ def authority_request_open(
     verdict = policy.with_pool(verdict, pool)
     now = timezone.now()
     with service_atomic():
-        case = case_qs_select_for_update().get(pk=case.pk)
+        case = case_locked(case.pk)
         case_require_owner(case=case, actor=actor)
         if AuthorityRequest.objects.filter(case=case, kind=kind, requester=actor, status=RequestStatus.OPEN).exists():
             raise AlreadyDecided(f"You already have an open {kind.name.lower()} request on {case.reference}.")
@@ -235,7 +235,7 @@ def one_off_grants_void(*, actor, case: Case, reason: str) -> int:
         raise ValidationError({"reason": "Say why the approvals on the case are void."})
     reason = reason.strip()
     with service_atomic():
-        case = case_qs_select_for_update().get(pk=case.pk)
+        case = case_locked(case.pk)
         now = timezone.now()
         grants = list(
             grant_qs_select_for_update().select_related("kind", "subject_user")

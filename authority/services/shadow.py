@@ -19,7 +19,7 @@ from h2h_core.ai_agents import ai_agent_of, ai_may_act
 from h2h_core.audit import audit_record
 from h2h_core.audit.record import actor_roles
 from h2h_core.audit.refusals import audits_refusals, case_of
-from h2h_core.lock_objects import case_qs_select_for_update
+from h2h_core.lock_objects import case_locked
 from h2h_core.models import Case
 from h2h_core.services import case_require_owner, idempotency_key_validate, payload_fingerprint
 from h2h_core.transactions import outermost, service_atomic
@@ -113,7 +113,7 @@ def shadow_decision_record(
 
 def _record_locked(*, actor, roles, case, kind, amount, currency, rationale, confidence, key, fingerprint,
                    identity: dict) -> ShadowDecision:
-    case = case_qs_select_for_update().select_related("customer").get(pk=case.pk)
+    case = case_locked(case.pk, related=("customer",))
     if key and (existing := _replay(actor=actor, key=key, fingerprint=fingerprint)):
         return existing
     case_require_owner(case=case, actor=actor)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
 from h2h_core import request_context
-from h2h_core.lock_objects import audit_head_qs_select_for_update
+from h2h_core.lock_objects import audit_head_locked
 from h2h_core.models import AuditEvent, AuditHead
 from h2h_core.models.audit import Outcome
 
@@ -103,10 +103,10 @@ def audit_record(
     if sealed_after_commit():
         # The returned event carries no chain link; read it back once the sealer has run.
         return AuditEvent.objects.create(**fields, occurred_at=timezone.now(), prev_hash="", hash="")
-    head = audit_head_qs_select_for_update().filter(pk=1).first()
+    head = audit_head_locked()
     if head is None:  # an emptied database (tests flush it); the first writer recreates the head
         AuditHead.objects.bulk_create([AuditHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
-        head = audit_head_qs_select_for_update().get(pk=1)
+        head = audit_head_locked()
     fields["occurred_at"] = timezone.now()  # under the lock: on SQLite time never runs backwards along seq
     fields["seq"] = head.seq + 1
     fields["prev_hash"] = head.hash

@@ -21,7 +21,7 @@ from h2h_core.access import may_act_on_view
 from h2h_core.audit.refusals import audits_refusals, case_of
 from h2h_core.errors import NotAllowed, NotCaseOwner
 from h2h_core.hand_offs import hand_off_pick_up, may_claim_handed_off, pending_hand_off
-from h2h_core.lock_objects import case_qs_select_for_update
+from h2h_core.lock_objects import case_locked
 from h2h_core.mail import mail_queue
 from h2h_core.models import Case, Customer
 
@@ -53,7 +53,7 @@ def _require_fresh_view(case: Case, seen_version: str | None) -> None:
     can change the case between this check and the step's own write.
     """
     if seen_version is not None:
-        may_act_on_view(case_qs_select_for_update().get(pk=case.pk), seen_version).require()
+        may_act_on_view(case_locked(case.pk), seen_version).require()
 
 
 def case_flow_open(*, actor, idempotency_key: str | None = None, **intake) -> Case:

@@ -26,7 +26,7 @@ from authority.services.requests import request_snapshot
 from h2h_core.access import is_ai_agent, may_act_on_view
 from h2h_core.audit import audit_record
 from h2h_core.audit.refusals import audits_refusals, case_of, request_of
-from h2h_core.lock_objects import case_qs_select_for_update
+from h2h_core.lock_objects import case_locked
 from h2h_core.mail import mail_queue
 from h2h_core.models import Case, CaseEvent
 from h2h_core.transactions import service_atomic
@@ -48,7 +48,7 @@ def authority_request_flow_open(*, actor, seen_version: str | None = None, **ask
     """
     with transaction.atomic(durable=True):
         if seen_version is not None:
-            may_act_on_view(case_qs_select_for_update().get(pk=ask["case"].pk), seen_version).require()
+            may_act_on_view(case_locked(ask["case"].pk), seen_version).require()
         request = authority_request_open(actor=actor, **ask)
         request_flow_start(request=request)
     return request
