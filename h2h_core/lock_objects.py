@@ -54,12 +54,9 @@ def case_locked(pk: int, *, related: tuple[str, ...] = ()) -> Case:
 
     `case_qs_select_for_update().select_related(*related).get(pk=pk)`, compiled once per process
     (h2h_core.prepared): almost every step and service takes this lock, and building the query cost
-    more CPU than running it. Raises Case.DoesNotExist as `get` does.
+    more CPU than running it.
     """
-    case = _CASE_TO_LOCK.first(shape=related, pk=pk)
-    if case is None:
-        raise Case.DoesNotExist("Case matching query does not exist.")
-    return case
+    return _CASE_TO_LOCK.get(shape=related, pk=pk)
 
 
 def user_qs_select_for_update() -> QuerySet:

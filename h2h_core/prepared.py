@@ -90,6 +90,17 @@ class PreparedQuery:
         found = self.all(shape=shape, using=using, **values)
         return found[0] if found else None
 
+    def get(self, *, shape: Hashable = None, using: str = "default", **values) -> Model:
+        """As `QuerySet.get`: the one instance, else the model's DoesNotExist (or MultipleObjectsReturned)."""
+        compiled, rows = self._run(shape, using, values)
+        found = _instances(compiled.compiler, rows, using, compiled.fetch_mode)
+        if len(found) == 1:
+            return found[0]
+        model = compiled.compiler.query.model
+        if not found:
+            raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
+        raise model.MultipleObjectsReturned(f"get() returned more than one {model._meta.object_name}.")
+
     def _stand_ins(self, which: int) -> dict:
         return {**{name: _STAND_IN_INT[which] - i for i, name in enumerate(self._ints)},
                 **{name: f"{_STAND_IN_TEXT[which]}{i}" for i, name in enumerate(self._texts)},

@@ -48,10 +48,7 @@ class OwnershipTask(flow.View):
 
     @staticmethod
     def _case(task) -> Case:
-        case = _CASE_OF_PROCESS.first(process_id=task.process_id)
-        if case is None:
-            raise Case.DoesNotExist(f"No case follows process {task.process_id}.")
-        return case
+        return _CASE_OF_PROCESS.get(process_id=task.process_id)
 
     def can_assign(self, user, task) -> bool:
         return not task.owner_id and bool(permissions.may_claim(user, self._case(task)))

@@ -49,12 +49,9 @@ def process_locked_read(process_class: type[Process], pk: int) -> Process:
     """Lock process `pk` of `process_class` (the rows viewflow's lock takes) and return it as read under the lock.
 
     `process_qs_select_for_update(process_class).get(pk=pk)`, compiled once per process
-    (h2h_core.prepared): every step and every node it runs takes this lock. Raises DoesNotExist as `get` does.
+    (h2h_core.prepared): every step and every node it runs takes this lock.
     """
-    process = _PROCESS_TO_LOCK.first(shape=process_class, pk=pk)
-    if process is None:
-        raise process_class.DoesNotExist(f"{process_class.__name__} matching query does not exist.")
-    return process
+    return _PROCESS_TO_LOCK.get(shape=process_class, pk=pk)
 
 
 @contextmanager

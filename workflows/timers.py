@@ -90,9 +90,7 @@ def _activation(task: Task) -> Iterator:
     flow_class = task.flow_task.flow_class
     with flow_class.lock(task.process_id):
         task.refresh_from_db()
-        task.process = _PROCESS_WITH_RECORD.first(shape=flow_class.process_class, pk=task.process_id)
-        if task.process is None:
-            raise flow_class.process_class.DoesNotExist(f"No process {task.process_id}.")
+        task.process = _PROCESS_WITH_RECORD.get(shape=flow_class.process_class, pk=task.process_id)
         yield task.flow_task.activation_class(task)
 
 

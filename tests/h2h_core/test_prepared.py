@@ -110,3 +110,16 @@ def test_a_value_that_only_shapes_the_sql_is_refused(alice):
     # when it is run, then it refuses
     with pytest.raises(NotPreparable):
         prepared.all(n=3)
+
+
+def test_get_answers_as_queryset_get_one_none_or_several(alice, retention):
+    # given two cases alice owns
+    first, second = CaseFactory(owner=alice, team=retention), CaseFactory(owner=alice, team=retention)
+    by_pk = PreparedQuery(lambda shape, *, pk: Case.objects.filter(pk=pk), ints=("pk",))
+    by_owner = PreparedQuery(lambda shape, *, owner_id: Case.objects.filter(owner_id=owner_id), ints=("owner_id",))
+    # when each is asked for one case, then one comes back, or the exceptions QuerySet.get raises
+    assert by_pk.get(pk=second.pk).pk == second.pk
+    with pytest.raises(Case.DoesNotExist):
+        by_pk.get(pk=first.pk + second.pk + 1000)
+    with pytest.raises(Case.MultipleObjectsReturned):
+        by_owner.get(owner_id=alice.pk)
