@@ -89,8 +89,10 @@ class Log:
     def receipt(self, seq: int, size: int | None = None) -> dict:
         size = size or len(self.events)
         path = merkle.inclusion_proof(index=seq - 1, size=size, subtree=self.subtree)
+        # A copy: tests alter receipts in place, and the log's own events must stay as sealed.
         return receipt_build(
-            event=self.events[seq - 1], tree_size=size, inclusion_path=path, checkpoint=self.checkpoint(size)
+            event=copy.deepcopy(self.events[seq - 1]), tree_size=size, inclusion_path=path,
+            checkpoint=self.checkpoint(size),
         )
 
     def consistency(self, old_size: int, size: int) -> dict:
