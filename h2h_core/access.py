@@ -17,7 +17,7 @@ from .case_views import parse_view_version, view_changes, view_parts
 from .errors import CaseNotOpen, DomainError, NotAllowed, NotCaseOwner, StaleView
 from .models import Case, CaseStatus, Customer, Role, Team
 from .models.cases import OPEN_STATUSES
-from .prepared import PreparedQuery
+from .prepared import PreparedQuery, joining
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def case_visible_to(user, pk: int, *, related: tuple[str, ...] = ()) -> Case | N
     it is built afresh for them.
     """
     if not getattr(user, "is_authenticated", False) or is_manager(user):
-        queryset = cases_visible_to(user).select_related(*related).filter(pk=pk)
+        queryset = joining(cases_visible_to(user), related).filter(pk=pk)
         return queryset.first()
     return _CASE_VISIBLE.first(shape=(bool(user.is_superuser), roles_of(user), related), user_id=user.pk, pk=pk)
 
@@ -144,7 +144,7 @@ def _case_visible(shape, *, user_id: int, pk: int) -> QuerySet[Case]:
     # A viewer like the caller in all that visibility reads: id, superuser flag, roles.
     viewer = get_user_model()(pk=user_id, is_superuser=is_superuser)
     viewer._h2h_roles = roles
-    queryset = cases_visible_to(viewer).select_related(*related).filter(pk=pk)
+    queryset = joining(cases_visible_to(viewer), related).filter(pk=pk)
     return (queryset if queryset.ordered else queryset.order_by("pk"))[:1]  # as QuerySet.first()
 
 

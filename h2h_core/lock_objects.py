@@ -34,7 +34,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from .models import AiAgent, ApiToken, AuditHead, Case
-from .prepared import PreparedQuery
+from .prepared import PreparedQuery, joining
 
 
 def case_qs_select_for_update() -> QuerySet[Case]:
@@ -43,7 +43,7 @@ def case_qs_select_for_update() -> QuerySet[Case]:
 
 
 def _case_to_lock(related: tuple[str, ...], *, pk: int) -> QuerySet[Case]:
-    return case_qs_select_for_update().select_related(*related).filter(pk=pk)
+    return joining(case_qs_select_for_update(), related).filter(pk=pk)
 
 
 _CASE_TO_LOCK = PreparedQuery(_case_to_lock, ints=("pk",))

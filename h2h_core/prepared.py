@@ -168,3 +168,12 @@ def _instances(compiler: SQLCompiler, rows: list, db: str, fetch_mode=None) -> l
             setattr(obj, name, row[position])
         found.append(obj)
     return found
+
+
+def joining(queryset: QuerySet, related: tuple[str, ...]) -> QuerySet:
+    """Return `queryset` joining exactly the `related` relations: none joins nothing.
+
+    `select_related()` with no names joins every non-null relation (and Django 6.1 deprecates the
+    call), so a caller that passes an empty tuple through would join what it never reads.
+    """
+    return queryset.select_related(*related) if related else queryset

@@ -21,7 +21,7 @@ from viewflow.workflow.timers import fire_due_start_timers
 
 from authority.models import RequestStatus
 from h2h_core.models import Case
-from h2h_core.prepared import PreparedQuery
+from h2h_core.prepared import PreparedQuery, joining
 
 from .flows import RequestFlow
 from .models import CaseProcess, RequestProcess
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 def _process_with_record(process_class, *, pk: int) -> QuerySet:
     related = {CaseProcess: ("case__owner", "case__team"), RequestProcess: ("request",)}.get(process_class, ())
-    return process_class._default_manager.select_related(*related).filter(pk=pk)
+    return joining(process_class._default_manager.all(), related).filter(pk=pk)
 
 
 # Read for every timer that fires: compiled once per process (h2h_core.prepared).

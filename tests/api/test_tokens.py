@@ -61,6 +61,17 @@ def test_the_key_is_shown_once_and_stored_only_as_its_digest_and_prefix(alice, c
     assert me_status(client, key) == 200
 
 
+def test_a_key_never_starts_with_a_dash_so_it_can_follow_token_on_a_command_line(alice, monkeypatch):
+    # given a random source whose first draw starts with a dash, as 1 key in 64 would
+    draws = iter(["-" + "a" * 42, "b" * 43])
+    monkeypatch.setattr("h2h_core.api_tokens.secrets.token_urlsafe", lambda nbytes: next(draws))
+    # when a token is issued
+    issued = api_token_issue(actor=alice, user=alice)
+    # then its key is the next draw, and that is the key stored
+    assert issued.key == "b" * 43
+    assert ApiToken.objects.get().digest == hashlib.sha256(issued.key.encode()).hexdigest()
+
+
 def test_a_key_that_differs_from_an_issued_one_is_refused(alice, client):
     key = ask_for_token(client).json()["token"]
     forged = key[:-1] + ("A" if key[-1] != "A" else "B")

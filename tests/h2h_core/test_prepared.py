@@ -1,10 +1,11 @@
 """Prepared queries answer exactly as the querysets they are compiled from, and refuse what they cannot prepare."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from h2h_core.access import case_visible_to, cases_visible_to, roles_of
+from h2h_core.lock_objects import case_locked
 from h2h_core.models import Case, Role
 from h2h_core.prepared import NotPreparable, PreparedQuery
 from tests.factories import CaseFactory, UserFactory, ai_agent, role, team_manager
@@ -67,6 +68,23 @@ def test_a_prepared_case_comes_with_its_relations_loaded_and_typed_as_the_orm_lo
     assert names == (want.customer.name, want.team.name, want.owner.username)
     assert (found.amount_at_stake, found.opened_at, found.stakes_score) == (
         want.amount_at_stake, want.opened_at, want.stakes_score)
+
+
+@pytest.mark.parametrize("read", ["visible", "locked"])
+def test_a_case_read_with_no_relations_named_joins_none(alice, retention, read):
+    # given alice's case
+    case = CaseFactory(owner=alice, team=retention)
+    viewer = fresh(alice)
+    roles_of(viewer)
+    # when it is read (and locked) with no relations named
+    with CaptureQueriesContext(connection) as captured, transaction.atomic():
+        found = case_visible_to(viewer, case.pk) if read == "visible" else case_locked(case.pk)
+    # then the one statement selects the case's columns alone: select_related() with no names joins
+    # every non-null relation
+    reads = [query["sql"] for query in captured.captured_queries if query["sql"].upper().startswith("SELECT")]
+    assert found.pk == case.pk and len(reads) == 1
+    selected = reads[0].split(" FROM ")[0].removeprefix("SELECT ").removeprefix("DISTINCT ").split(", ")
+    assert {column.split(".")[0] for column in selected} == {f'"{Case._meta.db_table}"'}
 
 
 def test_roles_of_reads_the_users_role_names_once(alice):
