@@ -2,12 +2,14 @@
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import Value
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from h2h_core.access import case_visible_to, cases_visible_to, roles_of
 from h2h_core.lock_objects import case_locked
-from h2h_core.models import Case, Role
-from h2h_core.prepared import NotPreparable, PreparedQuery
+from h2h_core.models import AuditEvent, Case, Role
+from h2h_core.prepared import NotPreparable, PreparedInsert, PreparedQuery
 from tests.factories import CaseFactory, UserFactory, ai_agent, role, team_manager
 
 pytestmark = pytest.mark.django_db
@@ -141,3 +143,40 @@ def test_get_answers_as_queryset_get_one_none_or_several(alice, retention):
         by_pk.get(pk=first.pk + second.pk + 1000)
     with pytest.raises(Case.MultipleObjectsReturned):
         by_owner.get(owner_id=alice.pk)
+
+
+# --- the audit append's INSERT ----------------------------------------------------------------
+
+
+def audit_values(**overrides):
+    values = {"occurred_at": timezone.now(), "actor_id": 7, "actor_username": "alice", "actor_roles": ["Agent"],
+              "action": "refund.decided", "object_type": "case", "object_id": "12", "before": None,
+              "after": {"amount": "12.50", "nested": {"list": [1, "two"]}}, "reason": "why",
+              "ip": "2001:db8::1", "request_id": "r-1", "prev_hash": "", "hash": ""}
+    return {**values, **overrides}
+
+
+def test_a_prepared_insert_writes_the_row_create_writes(django_assert_num_queries):
+    # given the same values for the ORM's create and the prepared insert
+    values = audit_values()
+    by_orm = AuditEvent.objects.create(**values)
+    # when the prepared insert writes them (compiled on the first call, then in one statement)
+    first = PreparedInsert(AuditEvent)
+    first.create(**values)
+    with django_assert_num_queries(1):
+        event = first.create(**values)
+    # then the instance it returns is saved, with its key, and the stored rows match field for field
+    assert event.pk and not event._state.adding and event._state.db == "default"
+    stored = AuditEvent.objects.values().get(pk=event.pk)
+    expected = AuditEvent.objects.values().get(pk=by_orm.pk)
+    assert {**stored, "id": None} == {**expected, "id": None}
+    assert stored["outcome"] == "success" and stored["seq"] is None  # the model's defaults, as create applies them
+
+
+def test_a_prepared_insert_refuses_an_expression_and_writes_nothing():
+    # given an expression as a value, which would change the SQL
+    before = AuditEvent.objects.count()
+    # when it is inserted, then it is refused and no row is written
+    with pytest.raises(NotPreparable):
+        PreparedInsert(AuditEvent).create(**audit_values(object_id=Value("12")))
+    assert AuditEvent.objects.count() == before
