@@ -77,7 +77,7 @@ def mail_deliver(mail_id: int) -> str:
     if mail is None:
         return "nothing to do"
     try:
-        send_mail(mail.subject, mail.body, None, mail.recipients, fail_silently=False)
+        send_mail(mail.subject, mail.body, None, mail.recipients)  # raises on failure
     except Exception as error:  # noqa: BLE001 (any backend error is a failed attempt to record, not a crash)
         text = f"{type(error).__name__}: {error}"[:ERROR_TEXT_MAX]
     else:

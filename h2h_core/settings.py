@@ -227,11 +227,34 @@ if not H2H_API_TOKEN_DAYS > 0:
 DEFAULT_CURRENCY = H2H_BASE_CURRENCY
 CURRENCIES = tuple(env_list("H2H_CURRENCIES", "EUR,USD,GBP,CHF,SEK,JPY"))
 
-EMAIL_BACKEND = os.environ.get(
+# Mail: the backend and the SMTP server's settings come from the environment under Django's names
+# (EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,
+# EMAIL_USE_SSL, EMAIL_TIMEOUT). Django 6.1 configures mail with MAILERS and deprecates the EMAIL_*
+# settings (gone in 7.0); 5.2 has only those.
+_MAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
     "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
 )
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+_SMTP = {
+    "host": os.environ.get("EMAIL_HOST", "localhost"),
+    "port": int(os.environ["EMAIL_PORT"]) if os.environ.get("EMAIL_PORT") else None,  # None: by TLS/SSL
+    "username": os.environ.get("EMAIL_HOST_USER", ""),
+    "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+    "use_tls": env_bool("EMAIL_USE_TLS", False),
+    "use_ssl": env_bool("EMAIL_USE_SSL", False),
+    "timeout": float(os.environ["EMAIL_TIMEOUT"]) if os.environ.get("EMAIL_TIMEOUT") else 30.0,
+}
+if _SMTP["use_tls"] and _SMTP["use_ssl"]:
+    raise ImproperlyConfigured("Set at most one of EMAIL_USE_TLS and EMAIL_USE_SSL.")
+if django.VERSION >= (6, 1):
+    # A MAILERS backend refuses options it does not take: only SMTP takes the server's.
+    MAILERS = {"default": {"BACKEND": _MAIL_BACKEND,
+                           "OPTIONS": _SMTP if _MAIL_BACKEND.endswith(".smtp.EmailBackend") else {}}}
+else:
+    EMAIL_BACKEND = _MAIL_BACKEND
+    EMAIL_HOST, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _SMTP["host"], _SMTP["username"], _SMTP["password"]
+    EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT = _SMTP["use_tls"], _SMTP["use_ssl"], _SMTP["timeout"]
+    EMAIL_PORT = _SMTP["port"] or (465 if EMAIL_USE_SSL else 587 if EMAIL_USE_TLS else 25)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "h2h@localhost")
 # Mail is sent by jobs (h2h_core/mail.py): failed sends are retried after 30 s, doubling, up to this
 # many attempts; then the mail is marked failed (admin: Outbound mails).
