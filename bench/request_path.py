@@ -117,6 +117,8 @@ def profiled(send, count: int) -> None:
     stats = pstats.Stats(profile, stream=sys.stderr).strip_dirs()
     for order in ("cumulative", "tottime"):
         stats.sort_stats(order).print_stats(40)
+    if os.environ.get("H2H_PROFILE_CALLERS"):  # e.g. "deepcopy|fields.py:294": who calls those
+        stats.print_callers(os.environ["H2H_PROFILE_CALLERS"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,7 +129,6 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("ALLOWED_HOSTS", "testserver")
         configure_django(database)
         from django.core.management import call_command
-        from django.db import connections
 
         call_command("migrate", interactive=False, verbosity=0)
         world = World()
@@ -137,7 +138,6 @@ def main(argv: list[str] | None = None) -> None:
             for i in range(20):
                 paths[args.profile](i)
             profiled(paths[args.profile], args.requests)
-            connections.close_all()
             return
         rows = []
         for label, send in paths.items():
@@ -153,8 +153,10 @@ def main(argv: list[str] | None = None) -> None:
         for label, count, kinds, wall_ms, cpu_ms in rows:
             by_kind = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
             print(f"| {label} | {count} | {wall_ms:.2f} | {cpu_ms:.2f} | {by_kind} |")
-        connections.close_all()
     finally:
+        from django.db import connections
+
+        connections.close_all()  # also after a failed request: the database cannot be dropped while in use
         database.remove()
 
 

@@ -3,8 +3,10 @@
 from decimal import Decimal
 
 import pytest
+from rest_framework.renderers import JSONRenderer
 
 from authority.models import Decision
+from edges.api.serializers.decisions import DecisionOut
 from h2h_core.audit import audit_seal
 from h2h_core.models import AuditEvent
 from h2h_core.models.audit import Outcome
@@ -55,6 +57,19 @@ def test_a_decision_within_authority_is_executed_and_recorded(as_alice, alice, c
     assert body["grant"] == alice_may_refund_500.pk and body["verdict"]["allowed"] is True
     assert decision.amount == Decimal("200") and decision.agent == alice
     assert audit_actions()[-1] == "decision.executed"
+
+
+def test_the_decision_s_answer_is_what_a_fresh_decisionout_writes_of_the_stored_row(
+        as_alice, case_owned_by_alice, alice_may_refund_500):
+    # given two decisions answered through the serializer kept per process
+    answers = [as_alice.post("/api/v1/decisions/", refund(case_owned_by_alice, amount), format="json")
+               for amount in ("200", "12.5")]
+    for answer in answers:
+        # when the stored row is written by a new DecisionOut
+        decision = Decision.objects.select_related("case", "kind", "agent", "reversed_by").get(pk=answer.json()["id"])
+        want = JSONRenderer().render(DecisionOut(decision).data)
+        # then the answer is the same JSON, byte for byte
+        assert answer.status_code == 201 and answer.content == want
 
 
 def test_a_refused_decision_is_403_with_reasons_and_headroom_and_spends_nothing(as_alice, case_owned_by_alice,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from .bound import represented
 from .common import AmountField, PlainAmountField, currency_field, id_field, kind_field
 
 
@@ -72,21 +73,9 @@ class VerdictOut(serializers.Serializer):
         help_text="Why nobody can approve a request for it, and what to do instead; empty otherwise.")
 
 
-_BOUND: dict[str, VerdictOut] = {}
-
-
 def verdict_data(verdict) -> dict:
-    """Return what `VerdictOut(verdict.as_dict()).data` returns, through one VerdictOut kept per process.
-
-    A serializer copies and binds its fields anew for every instance, which cost more than the rest
-    of writing a verdict; the fields' output depends only on the verdict, so one bound set serves all.
-    """
-    serializer = _BOUND.get("verdict")
-    if serializer is None:
-        serializer = VerdictOut()
-        serializer.fields["deciding_grants"].child.fields  # noqa: B018  (binds the nested fields once, here)
-        _BOUND["verdict"] = serializer
-    return serializer.to_representation(verdict.as_dict())
+    """Return what `VerdictOut(verdict.as_dict()).data` returns, through one VerdictOut kept per process."""
+    return represented(VerdictOut, verdict.as_dict())
 
 
 class OnCaseOut(serializers.Serializer):

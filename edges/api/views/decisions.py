@@ -11,6 +11,7 @@ from authority import policy, reports
 from authority.models import AuthorityKind, Decision
 from authority.services import decision_execute, decision_reverse
 from edges.api.idempotency import KEY_PARAMETER, idempotent
+from edges.api.serializers.bound import represented
 from edges.api.serializers.common import ErrorSerializer
 from edges.api.serializers.decisions import DecisionIn, DecisionOut, DecisionQuery, ReverseIn
 from edges.api.serializers.verdicts import CheckIn, KindOut, VerdictOut, verdict_data
@@ -91,7 +92,7 @@ class DecisionViewSet(ResourceViewSet):
         decision.case, decision.agent = case, request.user
         if decision.kind_id == data["kind"].pk:
             decision.kind = data["kind"]
-        response = Response(DecisionOut(decision).data, status=201)
+        response = Response(represented(DecisionOut, decision), status=201)
         response["Location"] = f"{request.path}{decision.pk}/"
         return response
 
