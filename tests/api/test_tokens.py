@@ -8,11 +8,12 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from h2h_core.api_tokens import api_token_issue, api_tokens_purge
+from h2h_core.access import roles_of
+from h2h_core.api_tokens import api_token_authenticate, api_token_issue, api_tokens_purge
 from h2h_core.audit.verify import verify_chain
 from h2h_core.models import ApiToken, AuditEvent, Role
 from h2h_core.people import user_set_password
-from tests.factories import UserFactory
+from tests.factories import UserFactory, role
 from tests.jobs import run_jobs
 
 from .helpers import assert_error_shape
@@ -70,6 +71,21 @@ def test_a_key_never_starts_with_a_dash_so_it_can_follow_token_on_a_command_line
     # then its key is the next draw, and that is the key stored
     assert issued.key == "b" * 43
     assert ApiToken.objects.get().digest == hashlib.sha256(issued.key.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("roles", [(Role.AGENT, Role.MANAGER), ()])
+def test_the_token_brings_its_users_roles_in_the_same_statement(roles, django_assert_num_queries):
+    # given a user with these roles and a token of hers
+    user = UserFactory(username="rhea")
+    user.groups.set([role(name) for name in roles])
+    issued = api_token_issue(actor=user, user=user)
+    # when the key authenticates and her roles are asked for
+    with django_assert_num_queries(1):
+        token = api_token_authenticate(key=issued.key)
+        found = roles_of(token.user)
+    # then one statement answered both, with her roles exactly
+    assert token.pk == issued.token.pk and token.user.pk == user.pk
+    assert found == frozenset(roles)
 
 
 def test_a_key_that_differs_from_an_issued_one_is_refused(alice, client):
