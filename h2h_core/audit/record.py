@@ -64,7 +64,7 @@ def actor_roles(actor) -> list[str]:
 
 
 # Every audited write appends here: its INSERT is compiled once per process (h2h_core.prepared),
-# which took a fifth of an append's client CPU off (docs/performance.md).
+# which took about 30 % of an append's client CPU off (docs/performance.md).
 _APPEND = PreparedInsert(AuditEvent)
 
 
