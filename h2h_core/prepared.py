@@ -11,7 +11,7 @@ compiling checks this by building the queryset a second time with other stand-in
 the SQL differs or a stand-in's place is ambiguous. Anything that changes the SQL belongs in the
 `shape` key. The compiled SQL is kept for the life of the process: it depends only on the models.
 
-A PreparedInsert does the same for the one INSERT every audited write makes.
+A PreparedInsert does the same for the INSERTs every audited write and every decision make.
 """
 
 from __future__ import annotations

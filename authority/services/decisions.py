@@ -23,11 +23,16 @@ from h2h_core.errors import DomainError
 from h2h_core.lock_objects import ai_agent_suspended_under_share_lock, case_locked
 from h2h_core.models import Case, CaseEvent, Role
 from h2h_core.models.audit import Outcome
+from h2h_core.prepared import PreparedInsert
 from h2h_core.services import case_require_owner, idempotency_key_validate
 from h2h_core.transactions import outermost, service_atomic
 
 from .integration import outbox_message_publish
 from .usage import usage_consume
+
+# The rows every decision writes: their INSERTs compiled once per process (h2h_core.prepared).
+_NEW_DECISION = PreparedInsert(Decision)
+_NEW_CASE_EVENT = PreparedInsert(CaseEvent)
 
 
 class _Refused(Exception):
@@ -184,7 +189,7 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
     request = (
         AuthorityRequest.objects.filter(one_off_grant_id=verdict.via_one_off).first() if verdict.via_one_off else None
     )
-    decision = Decision.objects.create(
+    decision = _NEW_DECISION.create(
         case=case,
         agent=actor,
         kind=kind,
@@ -211,7 +216,7 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
                                 "verdict": None}),
         at=now,
     )
-    CaseEvent.objects.create(
+    _NEW_CASE_EVENT.create(
         case=case, actor=actor, kind=CaseEvent.Kind.DECISION, at=now,
         text=f"{kind.name} of {format_quantity(amount, unit=kind.unit, currency=currency)}: {rationale}",
     )

@@ -20,6 +20,7 @@ from authority.models import Decision, DeliveryStatus, OutboxMessage, WebhookDel
 from h2h_core.audit import audit_record
 from h2h_core.errors import DomainError, NotAllowed
 from h2h_core.jobs import enqueue
+from h2h_core.prepared import PreparedInsert
 from h2h_core.transactions import service_atomic
 
 NOBODY_SUBSCRIBED = "No active endpoint subscribed."
@@ -67,6 +68,10 @@ def _deliver(message: OutboxMessage, endpoints: list[WebhookEndpoint], *, at: da
     return [delivery.pk for delivery in deliveries]
 
 
+# Written by every decision: compiled once per process (h2h_core.prepared).
+_NEW_MESSAGE = PreparedInsert(OutboxMessage)
+
+
 def outbox_message_publish(*, decision: Decision, topic: str, payload: dict, at: datetime) -> OutboxMessage:
     """Write what integrators must be told about an executed decision, and its deliveries and jobs.
 
@@ -76,8 +81,8 @@ def outbox_message_publish(*, decision: Decision, topic: str, payload: dict, at:
     # Subscribers first: a message nobody subscribes to is written settled, not written and then settled.
     endpoints = _subscribers(topic)
     settled = {} if endpoints else {"delivered_at": at, "last_error": NOBODY_SUBSCRIBED}
-    message = OutboxMessage.objects.create(topic=topic, decision=decision, payload=payload, created_at=at,
-                                           next_attempt_at=at, **settled)
+    message = _NEW_MESSAGE.create(topic=topic, decision=decision, payload=payload, created_at=at,
+                                  next_attempt_at=at, **settled)
     if endpoints:
         _deliver(message, endpoints, at=at)
     return message
