@@ -11,7 +11,7 @@ compiling checks this by building the queryset a second time with other stand-in
 the SQL differs or a stand-in's place is ambiguous. Anything that changes the SQL belongs in the
 `shape` key. The compiled SQL is kept for the life of the process: it depends only on the models.
 
-A PreparedInsert does the same for the INSERTs every audited write and every decision make.
+h2h_core.prepared_writes does the same for the INSERTs and UPDATEs of the hottest rows.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.db import connections
-from django.db.models import NOT_PROVIDED, Model, QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
-from django.db.models.sql import InsertQuery
 from django.db.models.sql.compiler import SQLCompiler
 
 # Values no query of ours holds as a constant (negative ids, an odd microsecond in 2001, a control
@@ -180,52 +179,3 @@ def joining(queryset: QuerySet, related: tuple[str, ...]) -> QuerySet:
     call), so a caller that passes an empty tuple through would join what it never reads.
     """
     return queryset.select_related(*related) if related else queryset
-
-
-
-class PreparedInsert:
-    """`Model.objects.create(**values)` for one hot model, its INSERT compiled once per database alias.
-
-    The instance is built as `create` builds it (defaults, each field's `pre_save`) and every concrete
-    field is sent as Django's own INSERT sends it; the new key comes back by RETURNING. No save()
-    override or save signal runs, so only a model without them may use it; values must be plain
-    (an expression would change the SQL) and no field may have a database default.
-    """
-
-    def __init__(self, model: type[Model]):
-        self.model = model
-        meta = model._meta
-        self._fields = tuple(field for field in meta.concrete_fields if field is not meta.auto_field)
-        if any(getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED for field in self._fields):
-            raise NotPreparable(f"{meta.label} has a field with a database default.")
-        self._sql: dict[str, str] = {}
-
-    def create(self, *, using: str = "default", **values) -> Model:
-        if any(hasattr(value, "resolve_expression") for value in values.values()):
-            raise NotPreparable(f"An expression changes the INSERT of {self.model._meta.label}.")
-        connection = connections[using]
-        sql = self._sql.get(using)
-        if sql is None:
-            sql = self._sql[using] = self._compile(connection)
-        instance = self.model(**values)
-        params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self._fields]
-        meta = self.model._meta
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            if connection.features.can_return_columns_from_insert:
-                (instance.pk,) = cursor.fetchone()
-            else:  # an SQLite before 3.35
-                instance.pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
-        instance._state.adding = False
-        instance._state.db = using
-        return instance
-
-    def _compile(self, connection) -> str:
-        query = InsertQuery(self.model)
-        query.insert_values(self._fields, [self.model()])
-        ((sql, params),) = query.get_compiler(connection=connection).as_sql()
-        if sql.count("%s") != len(self._fields) or len(params) != len(self._fields):
-            raise NotPreparable(f"The INSERT of {self.model._meta.label} is not one placeholder per field.")
-        if not connection.features.can_return_columns_from_insert:
-            return sql
-        return f"{sql} RETURNING {connection.ops.quote_name(self.model._meta.pk.column)}"

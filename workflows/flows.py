@@ -25,7 +25,7 @@ from h2h_core.prepared import PreparedQuery
 
 from . import conf, permissions
 from .lock_objects import process_row_lock
-from .models import CaseProcess, RequestProcess
+from .models import CaseProcess, FlowTask, RequestProcess
 
 logger = logging.getLogger(__name__)
 # A timer needs a moment; a case without a due time (imported data) gets one that never comes.
@@ -117,6 +117,7 @@ class CaseFlow(flow.Flow):
     """
 
     process_class = CaseProcess
+    task_class = FlowTask
     lock_impl = process_row_lock
 
     intake = flow.StartHandle(this.take_in).Next(this.triage)
@@ -224,6 +225,7 @@ class RequestFlow(flow.Flow):
     """
 
     process_class = RequestProcess
+    task_class = FlowTask
     lock_impl = process_row_lock
 
     start = flow.StartHandle(this.take_in).Next(this.route)
@@ -294,6 +296,7 @@ class UpkeepFlow(flow.Flow):
     follow-up and approval windows run like everyone else's. One run a day, each watching for a day.
     """
 
+    task_class = FlowTask
     lock_impl = process_row_lock
 
     start = flow.StartTimer(interval=timedelta(days=1)).Next(this.watch)

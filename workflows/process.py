@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from viewflow.workflow.lock import lock_scope
-from viewflow.workflow.models import Task
 from viewflow.workflow.status import PROCESS, STATUS
 
 from h2h_core.models import Case, CaseStatus
@@ -21,7 +20,7 @@ from h2h_core.prepared import PreparedQuery
 
 from .flows import CaseFlow, first_response_was_in_time
 from .lock_objects import process_locked_read, process_rows_held
-from .models import CaseProcess
+from .models import CaseProcess, FlowTask
 
 FINISHED = (STATUS.DONE, STATUS.CANCELED, STATUS.REVIVED, STATUS.ERROR)
 
@@ -31,11 +30,11 @@ _RUNNING_PROCESS = PreparedQuery(
     lambda shape, *, case_id: CaseProcess.objects.filter(case_id=case_id, status=PROCESS.NEW).order_by("-pk")[:1],
     ints=("case_id",))
 _ACTIVE_TASKS = PreparedQuery(  # shape: the nodes
-    lambda nodes, *, process_id: Task.objects.filter(process_id=process_id, flow_task__in=nodes)
+    lambda nodes, *, process_id: FlowTask.objects.filter(process_id=process_id, flow_task__in=nodes)
     .exclude(status__in=FINISHED).order_by("pk"),
     ints=("process_id",))
 _SCHEDULED_AFTER = PreparedQuery(  # shape: the timer node
-    lambda timer, *, process_id, previous_id: Task.objects.filter(process_id=process_id, flow_task=timer,
+    lambda timer, *, process_id, previous_id: FlowTask.objects.filter(process_id=process_id, flow_task=timer,
                                                                   previous=previous_id, status=STATUS.SCHEDULED),
     ints=("process_id", "previous_id"))
 
@@ -59,11 +58,11 @@ def active_tasks(process, *nodes) -> dict:
     return found
 
 
-def active_task(process, node) -> Task | None:
+def active_task(process, node) -> FlowTask | None:
     return active_tasks(process, node).get(node)
 
 
-def activation_of(task: Task):
+def activation_of(task: FlowTask):
     return task.flow_task.activation_class(task)
 
 
@@ -82,7 +81,7 @@ def process_locked(flow_class, process_pk: int) -> Iterator:
         yield process
 
 
-def first_response_timer_disarm(process, own: Task, case: Case) -> None:
+def first_response_timer_disarm(process, own: FlowTask, case: Case) -> None:
     """Cancel the ownership task's first-response timer once the first response came in time.
 
     Fired, it would find nothing to flag (flows.first_response_was_in_time, the same predicate) and

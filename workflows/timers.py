@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from viewflow.workflow.exceptions import FlowLockFailed
-from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 from viewflow.workflow.timers import fire_due_start_timers
 
@@ -24,7 +23,7 @@ from h2h_core.models import Case
 from h2h_core.prepared import PreparedQuery, joining
 
 from .flows import RequestFlow
-from .models import CaseProcess, RequestProcess
+from .models import CaseProcess, FlowTask, RequestProcess
 
 logger = logging.getLogger(__name__)
 
@@ -52,27 +51,27 @@ def timers_fire(*, cases: QuerySet[Case] | None = None) -> dict:
     }
 
 
-def _of_cases(tasks: QuerySet[Task], cases: QuerySet[Case] | None) -> QuerySet[Task]:
+def _of_cases(tasks: QuerySet[FlowTask], cases: QuerySet[Case] | None) -> QuerySet[FlowTask]:
     if cases is None:
         return tasks
     return tasks.filter(Q(process__caseprocess__case__in=cases) | Q(process__requestprocess__request__case__in=cases))
 
 
-def due_timers(*, cases: QuerySet[Case] | None = None) -> QuerySet[Task]:
+def due_timers(*, cases: QuerySet[Case] | None = None) -> QuerySet[FlowTask]:
     """The timers due now, the earliest first (viewflow's dispatcher's query, optionally of `cases` only)."""
-    due = Task._default_manager.filter(flow_task_type="TIMER", status=STATUS.SCHEDULED,
+    due = FlowTask._default_manager.filter(flow_task_type="TIMER", status=STATUS.SCHEDULED,
                                        scheduled__lte=timezone.now())
     return _of_cases(due, cases).order_by("scheduled")
 
 
-def armed_conditions(*, cases: QuerySet[Case] | None = None) -> QuerySet[Task]:
+def armed_conditions(*, cases: QuerySet[Case] | None = None) -> QuerySet[FlowTask]:
     """The armed condition tasks whose condition may hold now, in viewflow's order.
 
     An approval wait's condition is "the request is no longer open" (RequestFlow.decided): a wait
     whose request is still open is left out here, in the query, instead of being locked and asked
     one by one on every sweep. Any other condition (the upkeep's watch) is asked as before.
     """
-    armed = Task._default_manager.filter(flow_task_type="CONDITION", status=STATUS.NEW).exclude(
+    armed = FlowTask._default_manager.filter(flow_task_type="CONDITION", status=STATUS.NEW).exclude(
         flow_task__in=(RequestFlow.team_approval, RequestFlow.fallback_approval),
         process__requestprocess__request__status=RequestStatus.OPEN,
     )
@@ -80,7 +79,7 @@ def armed_conditions(*, cases: QuerySet[Case] | None = None) -> QuerySet[Task]:
 
 
 @contextmanager
-def _activation(task: Task) -> Iterator:
+def _activation(task: FlowTask) -> Iterator:
     """Viewflow's `task.activation()`: the task read again under its flow lock, and its activation.
 
     The process is read in one statement with the record it follows (the case with its owner and
@@ -94,7 +93,7 @@ def _activation(task: Task) -> Iterator:
         yield task.flow_task.activation_class(task)
 
 
-def _fire_each(tasks: QuerySet[Task], *, condition: bool) -> int:
+def _fire_each(tasks: QuerySet[FlowTask], *, condition: bool) -> int:
     """Fire each task that can proceed (a condition: whose condition holds), re-checked under its flow lock.
 
     Viewflow's `fire_due_timers` and `fire_due_conditions`, over the querysets above; return how many fired.

@@ -23,14 +23,14 @@ from h2h_core.errors import DomainError
 from h2h_core.lock_objects import ai_agent_suspended_under_share_lock, case_locked
 from h2h_core.models import Case, CaseEvent, Role
 from h2h_core.models.audit import Outcome
-from h2h_core.prepared import PreparedInsert
+from h2h_core.prepared_writes import PreparedInsert
 from h2h_core.services import case_require_owner, idempotency_key_validate
 from h2h_core.transactions import outermost, service_atomic
 
 from .integration import outbox_message_publish
 from .usage import usage_consume
 
-# The rows every decision writes: their INSERTs compiled once per process (h2h_core.prepared).
+# The rows every decision writes: their INSERTs compiled once per process (h2h_core.prepared_writes).
 _NEW_DECISION = PreparedInsert(Decision)
 _NEW_CASE_EVENT = PreparedInsert(CaseEvent)
 

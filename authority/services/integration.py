@@ -20,7 +20,7 @@ from authority.models import Decision, DeliveryStatus, OutboxMessage, WebhookDel
 from h2h_core.audit import audit_record
 from h2h_core.errors import DomainError, NotAllowed
 from h2h_core.jobs import enqueue
-from h2h_core.prepared import PreparedInsert
+from h2h_core.prepared_writes import PreparedInsert
 from h2h_core.transactions import service_atomic
 
 NOBODY_SUBSCRIBED = "No active endpoint subscribed."
@@ -68,7 +68,7 @@ def _deliver(message: OutboxMessage, endpoints: list[WebhookEndpoint], *, at: da
     return [delivery.pk for delivery in deliveries]
 
 
-# Written by every decision: compiled once per process (h2h_core.prepared).
+# Written by every decision: compiled once per process (h2h_core.prepared_writes).
 _NEW_MESSAGE = PreparedInsert(OutboxMessage)
 
 

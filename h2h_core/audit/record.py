@@ -16,7 +16,7 @@ from h2h_core import request_context
 from h2h_core.lock_objects import audit_head_locked
 from h2h_core.models import AuditEvent, AuditHead
 from h2h_core.models.audit import Outcome
-from h2h_core.prepared import PreparedInsert
+from h2h_core.prepared_writes import PreparedInsert
 
 from .chain import GENESIS_HASH, event_hash, format_instant
 from .sealer import sealed_after_commit
@@ -63,7 +63,7 @@ def actor_roles(actor) -> list[str]:
     return sorted(group.name for group in actor.groups.all())
 
 
-# Every audited write appends here: its INSERT is compiled once per process (h2h_core.prepared),
+# Every audited write appends here: its INSERT is compiled once per process (h2h_core.prepared_writes),
 # which took about 30 % of an append's client CPU off (docs/performance.md).
 _APPEND = PreparedInsert(AuditEvent)
 

@@ -9,7 +9,8 @@ from django.utils import timezone
 from h2h_core.access import case_visible_to, cases_visible_to, roles_of
 from h2h_core.lock_objects import case_locked
 from h2h_core.models import AuditEvent, Case, Role
-from h2h_core.prepared import NotPreparable, PreparedInsert, PreparedQuery
+from h2h_core.prepared import NotPreparable, PreparedQuery
+from h2h_core.prepared_writes import PreparedInsert
 from tests.factories import CaseFactory, UserFactory, ai_agent, role, team_manager
 
 pytestmark = pytest.mark.django_db

@@ -1,0 +1,132 @@
+"""INSERTs and UPDATEs of the hottest rows, their SQL compiled once per process (as h2h_core.prepared reads).
+
+Django builds and compiles a new INSERT or UPDATE for every `create()` and `save()`; for a small row
+that costs more CPU than the database spends on it. Every audited write appends an event, every
+decision writes its row, and the flows save each of their tasks three to five times, so those go
+through here. The instance is prepared exactly as `save()` prepares it (defaults, each field's
+`pre_save`, `get_db_prep_save`), and every concrete field is sent, as Django's own statements send
+them; only the statement's text is kept.
+
+No save signal is sent: PreparedInsert refuses nothing at run time, so only models without save()
+overrides or receivers may use it; PreparedSave checks for receivers on each save and leaves the
+instance to Django's `save()` when there are any, or when the instance is one it would not write
+the same way (deferred fields, a row that is not there any more).
+"""
+
+from __future__ import annotations
+
+from django.db import connections, transaction
+from django.db.models import NOT_PROVIDED, Model
+from django.db.models.signals import post_save, pre_save
+from django.db.models.sql import InsertQuery
+
+from .prepared import NotPreparable
+
+
+class PreparedInsert:
+    """`Model.objects.create(**values)` for one hot model, its INSERT compiled once per database alias.
+
+    The instance is built as `create` builds it (defaults, each field's `pre_save`) and every concrete
+    field is sent as Django's own INSERT sends it; the new key comes back by RETURNING. No save()
+    override or save signal runs, so only a model without them may use it; values must be plain
+    (an expression would change the SQL) and no field may have a database default.
+    """
+
+    def __init__(self, model: type[Model]):
+        self.model = model
+        meta = model._meta
+        self._fields = tuple(field for field in meta.concrete_fields if field is not meta.auto_field)
+        if any(getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED for field in self._fields):
+            raise NotPreparable(f"{meta.label} has a field with a database default.")
+        if any(getattr(field, "generated", False) for field in self._fields):
+            raise NotPreparable(f"{meta.label} has a generated field.")
+        self._sql: dict[str, str] = {}
+
+    def create(self, *, using: str = "default", **values) -> Model:
+        return self.insert(self.model(**values), using=using)
+
+    def insert(self, instance: Model, *, using: str = "default") -> Model:
+        """Insert the new `instance` (its key unset) as `save()` would, and return it with its key."""
+        connection = connections[using]
+        sql = self._sql.get(using)
+        if sql is None:
+            sql = self._sql[using] = self._compile(connection)
+        values = [field.pre_save(instance, True) for field in self._fields]
+        if any(hasattr(value, "resolve_expression") for value in values):
+            raise NotPreparable(f"An expression changes the INSERT of {self.model._meta.label}.")
+        params = [field.get_db_prep_save(value, connection) for field, value in zip(self._fields, values, strict=True)]
+        meta = self.model._meta
+        with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if connection.features.can_return_columns_from_insert:
+                (instance.pk,) = cursor.fetchone()
+            else:  # an SQLite before 3.35
+                instance.pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+        instance._state.adding = False
+        instance._state.db = using
+        return instance
+
+    def _compile(self, connection) -> str:
+        query = InsertQuery(self.model)
+        query.insert_values(self._fields, [self.model()])
+        ((sql, params),) = query.get_compiler(connection=connection).as_sql()
+        if sql.count("%s") != len(self._fields) or len(params) != len(self._fields):
+            raise NotPreparable(f"The INSERT of {self.model._meta.label} is not one placeholder per field.")
+        if not connection.features.can_return_columns_from_insert:
+            return sql
+        return f"{sql} RETURNING {connection.ops.quote_name(self.model._meta.pk.column)}"
+
+
+class PreparedSave:
+    """`instance.save()` (no arguments) for one hot model: its INSERT and its UPDATE compiled once.
+
+    A new instance is inserted (PreparedInsert); a stored one is written whole, every field but the
+    key, by `UPDATE … SET … WHERE key = %s`, as `save()` writes it. `save()` returns False, having
+    written nothing, where Django's own save must do the work: a receiver of the model's save signals,
+    deferred fields, another database than the instance's, or an UPDATE that found no row (Django then
+    inserts it).
+    """
+
+    def __init__(self, model: type[Model]):
+        self.model = model
+        self._insert = PreparedInsert(model)
+        meta = model._meta
+        self._fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
+        if any(hasattr(field, "get_placeholder") for field in self._fields):
+            raise NotPreparable(f"A field of {meta.label} writes its own placeholder.")
+        self._sql: dict[str, str] = {}
+
+    def save(self, instance: Model, *, using: str = "default") -> bool:
+        model = type(instance)
+        if pre_save.has_listeners(model) or post_save.has_listeners(model):
+            return False
+        if instance._state.db not in (None, using) or instance.get_deferred_fields():
+            return False
+        instance._prepare_related_fields_for_save(operation_name="save")
+        if instance._state.adding and instance.pk is None:
+            self._insert.insert(instance, using=using)
+            return True
+        if instance.pk is None:
+            return False
+        connection = connections[using]
+        sql = self._sql.get(using)
+        if sql is None:
+            sql = self._sql[using] = self._update_sql(connection)
+        values = [field.pre_save(instance, False) for field in self._fields]
+        if any(hasattr(value, "resolve_expression") for value in values):
+            return False
+        params = [field.get_db_prep_save(value, connection) for field, value in zip(self._fields, values, strict=True)]
+        params.append(self.model._meta.pk.get_db_prep_value(instance.pk, connection))
+        with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if cursor.rowcount != 1:
+                return False
+        instance._state.adding = False
+        instance._state.db = using
+        return True
+
+    def _update_sql(self, connection) -> str:
+        quote = connection.ops.quote_name
+        meta = self.model._meta
+        columns = ", ".join(f"{quote(field.column)} = %s" for field in self._fields)
+        return f"UPDATE {quote(meta.db_table)} SET {columns} WHERE {quote(meta.pk.column)} = %s"
