@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from authority import policy, selectors
@@ -28,6 +28,7 @@ from h2h_core.audit import audit_record
 from h2h_core.audit.refusals import audits_refusals, case_of, request_of
 from h2h_core.lock_objects import case_locked
 from h2h_core.models import Case, CaseEvent
+from h2h_core.prepared import PreparedQuery
 from h2h_core.services import case_require_owner
 from h2h_core.transactions import service_atomic
 
@@ -220,6 +221,20 @@ def authority_requests_expire(*, now=None) -> int:
     return expired
 
 
+def _one_off_grants_in_force(shape, *, case_id: int, at: datetime) -> QuerySet[Grant]:
+    return (
+        grant_qs_select_for_update().select_related("kind", "subject_user")
+        .filter(case_id=case_id, effect=Effect.PERMIT, status=GrantStatus.ACTIVE, valid_from__lte=at)
+        .filter(Q(superseded_at__isnull=True) | Q(superseded_at__gt=at))
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+    )
+
+
+# Locked by every claim, hand-over, hand-off, resolution and reopening, almost always to find none:
+# compiled once per process (h2h_core.prepared), where building it cost more than running it.
+_ONE_OFF_GRANTS_IN_FORCE = PreparedQuery(_one_off_grants_in_force, ints=("case_id",), instants=("at",))
+
+
 def one_off_grants_void(*, actor, case: Case, reason: str) -> int:
     """Close every one-off grant of `case` still in force with something left of it; return how many.
 
@@ -237,12 +252,7 @@ def one_off_grants_void(*, actor, case: Case, reason: str) -> int:
     with service_atomic():
         case = case_locked(case.pk)
         now = timezone.now()
-        grants = list(
-            grant_qs_select_for_update().select_related("kind", "subject_user")
-            .filter(case_id=case.pk, effect=Effect.PERMIT, status=GrantStatus.ACTIVE, valid_from__lte=now)
-            .filter(Q(superseded_at__isnull=True) | Q(superseded_at__gt=now))
-            .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=now))
-        )
+        grants = _ONE_OFF_GRANTS_IN_FORCE.all(case_id=case.pk, at=now)
         used = selectors.usage_for_keys([usage_keys.one_off_key(grant_id=g.pk) for g in grants])
         grants = [g for g in grants
                   if g.per_case_limit is None or used.get(usage_keys.one_off_key(grant_id=g.pk), 0) < g.per_case_limit]
