@@ -34,7 +34,7 @@ class PreparedInsert:
 
     def __init__(self, model: type[Model]):
         self.model = model
-        meta = model._meta
+        meta = model._meta.concrete_model._meta  # a proxy's rows are its concrete model's, as save() writes them
         self._fields = tuple(field for field in meta.concrete_fields if field is not meta.auto_field)
         if any(getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED for field in self._fields):
             raise NotPreparable(f"{meta.label} has a field with a database default.")
@@ -55,7 +55,7 @@ class PreparedInsert:
         if any(hasattr(value, "resolve_expression") for value in values):
             raise NotPreparable(f"An expression changes the INSERT of {self.model._meta.label}.")
         params = [field.get_db_prep_save(value, connection) for field, value in zip(self._fields, values, strict=True)]
-        meta = self.model._meta
+        meta = self.model._meta.concrete_model._meta
         with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
             cursor.execute(sql, params)
             if connection.features.can_return_columns_from_insert:
@@ -67,14 +67,15 @@ class PreparedInsert:
         return instance
 
     def _compile(self, connection) -> str:
-        query = InsertQuery(self.model)
-        query.insert_values(self._fields, [self.model()])
+        concrete = self.model._meta.concrete_model
+        query = InsertQuery(concrete)
+        query.insert_values(self._fields, [concrete()])
         ((sql, params),) = query.get_compiler(connection=connection).as_sql()
         if sql.count("%s") != len(self._fields) or len(params) != len(self._fields):
             raise NotPreparable(f"The INSERT of {self.model._meta.label} is not one placeholder per field.")
         if not connection.features.can_return_columns_from_insert:
             return sql
-        return f"{sql} RETURNING {connection.ops.quote_name(self.model._meta.pk.column)}"
+        return f"{sql} RETURNING {connection.ops.quote_name(concrete._meta.pk.column)}"
 
 
 class PreparedSave:
@@ -90,7 +91,7 @@ class PreparedSave:
     def __init__(self, model: type[Model]):
         self.model = model
         self._insert = PreparedInsert(model)
-        meta = model._meta
+        meta = model._meta.concrete_model._meta
         self._fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
         if any(hasattr(field, "get_placeholder") for field in self._fields):
             raise NotPreparable(f"A field of {meta.label} writes its own placeholder.")
@@ -116,7 +117,7 @@ class PreparedSave:
         if any(hasattr(value, "resolve_expression") for value in values):
             return False
         params = [field.get_db_prep_save(value, connection) for field, value in zip(self._fields, values, strict=True)]
-        params.append(self.model._meta.pk.get_db_prep_value(instance.pk, connection))
+        params.append(self.model._meta.concrete_model._meta.pk.get_db_prep_value(instance.pk, connection))
         with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
             cursor.execute(sql, params)
             if cursor.rowcount != 1:
@@ -127,6 +128,6 @@ class PreparedSave:
 
     def _update_sql(self, connection) -> str:
         quote = connection.ops.quote_name
-        meta = self.model._meta
+        meta = self.model._meta.concrete_model._meta
         columns = ", ".join(f"{quote(field.column)} = %s" for field in self._fields)
         return f"UPDATE {quote(meta.db_table)} SET {columns} WHERE {quote(meta.pk.column)} = %s"

@@ -25,6 +25,7 @@ from authority.models import AuthorityKind, AuthorityRequest
 from authority.quantities import format_quantity, parse_amount
 from h2h_core.access import ALLOWED, Permission
 from h2h_core.models import Case
+from h2h_core.prepared import PreparedQuery
 
 from .permissions import managed_team_ids
 from .service import evaluate, evaluate_many, validate_instant
@@ -93,26 +94,36 @@ def with_pool(verdict: Verdict, pool: ApproverPool) -> Verdict:
 
 
 def _candidates(*, requester_id: int, team_id: int | None, at: datetime) -> list:
-    """Active people other than the requester who could be in the pool, flagged by why: one query."""
+    """Active people other than the requester who could be in the pool, flagged by why: one query.
+
+    Compiled once per process (h2h_core.prepared): every refusal over a limit and every request asks
+    for the pool, and building this query cost more than running it.
+    """
+    return _CANDIDATES.all(shape=team_id is None, requester_id=requester_id, team_key=str(team_id),
+                           fallback_group=settings.H2H_FALLBACK_APPROVER_GROUP, at=at)
+
+
+def _candidate_people(fallback_only: bool, *, requester_id: int, team_key: str, fallback_group: str,
+                      at: datetime) -> QuerySet:
     from guardian.models import UserObjectPermission
 
     from authority.services.oversight import delegations_in_force  # services import the policy, not back
 
-    fallback_members = User.groups.through.objects.filter(group__name=settings.H2H_FALLBACK_APPROVER_GROUP)
+    fallback_members = User.groups.through.objects.filter(group__name=fallback_group)
     people = User.objects.filter(is_active=True).exclude(pk=requester_id)
-    if team_id is None:
-        return list(
+    if fallback_only:
+        return (
             people.filter(pk__in=fallback_members.values("user_id"))
             .annotate(in_team_pool=Value(False), in_fallback=Value(True))
             .order_by("username")
         )
     manages = UserObjectPermission.objects.filter(
-        permission__codename="manage_team", permission__content_type__app_label="h2h_core", object_pk=str(team_id),
+        permission__codename="manage_team", permission__content_type__app_label="h2h_core", object_pk=team_key,
     )
     managers = manages.filter(user__is_active=True).exclude(user_id=requester_id).values("user_id")
     # Only the team's own managers' delegations count, so what a delegate received never passes on.
     delegates = delegations_in_force(at=at).filter(manager_id__in=managers).values("delegate_id")
-    return list(
+    return (
         people.filter(Q(pk__in=managers) | Q(pk__in=delegates) | Q(pk__in=fallback_members.values("user_id")))
         .annotate(
             in_team_pool=ExpressionWrapper(Q(pk__in=managers) | Q(pk__in=delegates), output_field=BooleanField()),
@@ -120,6 +131,10 @@ def _candidates(*, requester_id: int, team_id: int | None, at: datetime) -> list
         )
         .order_by("username")
     )
+
+
+_CANDIDATES = PreparedQuery(_candidate_people, ints=("requester_id",), texts=("team_key", "fallback_group"),
+                            instants=("at",), unused_in_some_shapes=("team_key", "at"))
 
 
 def _nobody_reason(*, case: Case, kind: AuthorityKind, amount: Decimal, currency: str, candidates: list,
