@@ -120,30 +120,69 @@ def grants_applicable_to_agents(*, agent_ids: list[int], kind_id: int, case_id: 
                                 at: datetime) -> dict[int, list[Grant]]:
     """Return {agent id: the grants that could speak for them}, as grants_applicable_to_agent would.
 
-    Three queries whatever the number of agents: team memberships, roles, grants.
+    Three queries whatever the number of agents: team memberships, roles, grants. Asked for every
+    approver pool, so for up to PREPARED_AGENTS agents on a case they are compiled once per number
+    of agents (h2h_core.prepared), where building them cost more than running them.
     """
     teams_of: dict[int, set[int]] = {pk: set() for pk in agent_ids}
     roles_of: dict[int, set[int]] = {pk: set() for pk in agent_ids}
-    memberships = teams_whose_grants_speak_for(Team.members.through.objects.filter(user_id__in=agent_ids))
-    for user_id, team_id in memberships.values_list("user_id", "team_id"):
+    prepared = _AGENT_GRANT_READS.get(len(agent_ids)) if case_id is not None else None
+    if prepared is None and case_id is not None and 0 < len(agent_ids) <= PREPARED_AGENTS:
+        prepared = _AGENT_GRANT_READS[len(agent_ids)] = _AgentGrantReads(len(agent_ids))
+    agents = {f"agent{i}": pk for i, pk in enumerate(agent_ids)}
+    if prepared is not None:
+        memberships = prepared.memberships.rows(**agents)
+        role_memberships = prepared.roles.rows(**agents)
+        grants = prepared.grants.all(kind_id=kind_id, case_id=case_id, at=at, **agents)
+    else:
+        memberships = _memberships(None, **agents)
+        role_memberships = _role_memberships(None, **agents)
+        grants = list(_agents_grants(None, kind_id=kind_id, case_id=case_id, at=at, **agents))
+    for user_id, team_id in memberships:
         teams_of[user_id].add(team_id)
-    for user_id, group_id in User.groups.through.objects.filter(user_id__in=agent_ids).values_list(
-            "user_id", "group_id"):
+    for user_id, group_id in role_memberships:
         roles_of[user_id].add(group_id)
-    team_ids = set().union(*teams_of.values())
-    role_ids = set().union(*roles_of.values())
-    personal = Q(subject_user_id__in=agent_ids) & (Q(case__isnull=True) | Q(case_id=case_id))
-    grants = list(
-        Grant.objects.filter(
-            in_force_at(at) & (personal | Q(subject_team_id__in=team_ids) | Q(subject_role_id__in=role_ids)),
-            kind_id=kind_id, shadow=False,
-        ).select_related("subject_user", "subject_team", "subject_role")
-    )
     return {
         pk: [g for g in grants if g.subject_user_id == pk or g.subject_team_id in teams_of[pk]
              or g.subject_role_id in roles_of[pk]]
         for pk in agent_ids
     }
+
+
+PREPARED_AGENTS = 12
+
+
+def _memberships(shape, **agents: int) -> QuerySet:
+    return teams_whose_grants_speak_for(Team.members.through.objects.filter(user_id__in=list(agents.values()))
+                                        ).values_list("user_id", "team_id")
+
+
+def _role_memberships(shape, **agents: int) -> QuerySet:
+    return User.groups.through.objects.filter(user_id__in=list(agents.values())).values_list("user_id", "group_id")
+
+
+def _agents_grants(shape, *, kind_id: int, case_id: int | None, at: datetime, **agents: int) -> QuerySet[Grant]:
+    agent_ids = list(agents.values())
+    personal = Q(subject_user_id__in=agent_ids) & (Q(case__isnull=True) | Q(case_id=case_id))
+    teams = teams_whose_grants_speak_for(Team.members.through.objects.filter(user_id__in=agent_ids)).values("team_id")
+    roles = User.groups.through.objects.filter(user_id__in=agent_ids).values("group_id")
+    return Grant.objects.filter(
+        in_force_at(at) & (personal | Q(subject_team_id__in=teams) | Q(subject_role_id__in=roles)),
+        kind_id=kind_id, shadow=False,
+    ).select_related("subject_user", "subject_team", "subject_role")
+
+
+class _AgentGrantReads:
+    """The three reads of grants_applicable_to_agents for `count` agents, each compiled once."""
+
+    def __init__(self, count: int):
+        agents = tuple(f"agent{i}" for i in range(count))
+        self.memberships = PreparedQuery(_memberships, ints=agents)
+        self.roles = PreparedQuery(_role_memberships, ints=agents)
+        self.grants = PreparedQuery(_agents_grants, ints=("kind_id", "case_id", *agents), instants=("at",))
+
+
+_AGENT_GRANT_READS: dict[int, _AgentGrantReads] = {}
 
 
 def grant_lapsed_for_agent(*, agent, kind_id: int, at: datetime) -> Grant | None:
