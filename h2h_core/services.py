@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
+from django.db.models import QuerySet
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -21,6 +22,7 @@ from .mail import mail_queue
 from .models import Case, CaseCategory, CaseEvent, CaseStatus, Customer, CustomerTier, Team
 from .models.cases import OPEN_STATUSES
 from .people import team_add_manager, team_add_member, team_create, user_set_roles  # noqa: F401
+from .prepared import PreparedQuery
 from .stakes import stakes_score
 from .transactions import outermost, service_atomic
 
@@ -336,14 +338,20 @@ def _team_managers(team_id: int | None) -> list:
     """Return the active managers of a team (holders of its manage_team object permission)."""
     if team_id is None:
         return []
-    return list(
-        User.objects.filter(
-            userobjectpermission__permission__codename="manage_team",
-            userobjectpermission__permission__content_type__app_label="h2h_core",
-            userobjectpermission__object_pk=str(team_id),
-            is_active=True,
-        ).distinct().order_by("username")
-    )
+    return _TEAM_MANAGERS.all(team_key=str(team_id))
+
+
+def _active_managers_of(shape, *, team_key: str) -> QuerySet:
+    return User.objects.filter(
+        userobjectpermission__permission__codename="manage_team",
+        userobjectpermission__permission__content_type__app_label="h2h_core",
+        userobjectpermission__object_pk=team_key,
+        is_active=True,
+    ).distinct().order_by("username")
+
+
+# Asked by every missed service level: compiled once per process.
+_TEAM_MANAGERS = PreparedQuery(_active_managers_of, texts=("team_key",))
 
 
 def case_sla_breach(*, case: Case, target: str, tz=None) -> list:
