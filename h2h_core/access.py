@@ -183,7 +183,14 @@ def may_add_customer_note(user, customer) -> Permission:
 
 
 def is_team_member(user, team_id: int | None) -> bool:
-    return bool(team_id) and Team.members.through.objects.filter(team_id=team_id, user_id=user.pk).exists()
+    return bool(team_id) and bool(_MEMBERSHIP.rows(team_id=team_id, user_id=user.pk))
+
+
+# Asked by every claim and hand-over: compiled once per process.
+_MEMBERSHIP = PreparedQuery(
+    lambda shape, *, team_id, user_id: Team.members.through.objects.filter(team_id=team_id, user_id=user_id)
+    .values_list("pk", flat=True)[:1],
+    ints=("team_id", "user_id"))
 
 
 def _authenticated(user) -> bool:

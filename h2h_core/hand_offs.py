@@ -32,6 +32,7 @@ from .errors import CaseNotOpen, IdempotencyConflict, NotCaseOwner
 from .lock_objects import case_locked
 from .models import Case, CaseEvent, CaseStatus, HandOff, HandOffReason
 from .models.cases import OPEN_STATUSES
+from .prepared import PreparedQuery
 from .services import case_snapshot, idempotency_key_validate, payload_fingerprint
 from .transactions import outermost, service_atomic
 
@@ -159,8 +160,14 @@ def _text(value, *, field: str, limit: int, required: bool) -> str:
 
 
 def pending_hand_off(case: Case) -> HandOff | None:
-    """Return the case's hand-off nobody has picked up yet, if any (one query)."""
-    return HandOff.objects.filter(case_id=case.pk, picked_up_at__isnull=True).order_by("-created_at", "-id").first()
+    """Return the case's hand-off nobody has picked up yet, if any (one query, compiled once per process)."""
+    return _PENDING_HAND_OFF.first(case_id=case.pk)
+
+
+_PENDING_HAND_OFF = PreparedQuery(
+    lambda shape, *, case_id: HandOff.objects.filter(case_id=case_id, picked_up_at__isnull=True)
+    .order_by("-created_at", "-id")[:1],
+    ints=("case_id",))
 
 
 def may_hand_off(actor, case: Case, *, by=None) -> Permission:

@@ -186,6 +186,8 @@ def user_set_roles(*, actor, user, roles: Iterable[str]) -> bool:
             return False
         may_set_roles(actor, current).require()
         current.groups.set(_groups(roles))
+        for changed in (user, current):  # the roles remembered on them for the request are no longer theirs
+            changed.__dict__.pop("_h2h_roles", None)
         audit_record(actor=actor, action="user.roles_changed", object_type="user", object_id=current.pk,
                      before=before, after=roles)
     return True

@@ -195,11 +195,17 @@ def case_open(
 
 
 def _case_opened_with(*, actor, key: str, fingerprint: str) -> Case | None:
-    existing = Case.objects.filter(opened_by=actor, idempotency_key=key).first()
+    existing = _CASE_OPENED_WITH.first(user_id=actor.pk, key=key)
     if existing is not None and existing.payload_fingerprint != fingerprint:
         raise IdempotencyConflict("This idempotency key was already used to open a different case.",
                                   case_id=existing.pk)
     return existing
+
+
+# Asked by every case opened with a key: compiled once per process.
+_CASE_OPENED_WITH = PreparedQuery(
+    lambda shape, *, user_id, key: Case.objects.filter(opened_by_id=user_id, idempotency_key=key)[:1],
+    ints=("user_id",), texts=("key",))
 
 
 def case_require_owner(*, case: Case, actor) -> None:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
 from h2h_core import request_context
+from h2h_core.access import roles_of
 from h2h_core.lock_objects import audit_head_locked
 from h2h_core.models import AuditEvent, AuditHead
 from h2h_core.models.audit import Outcome
@@ -57,10 +58,12 @@ def stored_ip(text: str) -> str:
 
 
 def actor_roles(actor) -> list[str]:
+    """The roles the actor acts under: those every permission check of the request read (access.roles_of)."""
     if actor is None or not getattr(actor, "pk", None):
         return []
-    # Reuse a prefetch when the caller made one; otherwise this is one small query.
-    return sorted(group.name for group in actor.groups.all())
+    if "groups" in getattr(actor, "_prefetched_objects_cache", {}):  # the caller read them already
+        return sorted(group.name for group in actor.groups.all())
+    return sorted(roles_of(actor))
 
 
 # Every audited write appends here: its INSERT is compiled once per process (h2h_core.prepared_writes),
