@@ -195,7 +195,10 @@ def case_open(
 
 
 def _case_opened_with(*, actor, key: str, fingerprint: str) -> Case | None:
-    existing = _CASE_OPENED_WITH.first(user_id=actor.pk, key=key)
+    if actor is None:  # opened by nobody signed in (an intake): IS NULL, another query
+        existing = Case.objects.filter(opened_by=None, idempotency_key=key).first()
+    else:
+        existing = _CASE_OPENED_WITH.first(user_id=actor.pk, key=key)
     if existing is not None and existing.payload_fingerprint != fingerprint:
         raise IdempotencyConflict("This idempotency key was already used to open a different case.",
                                   case_id=existing.pk)

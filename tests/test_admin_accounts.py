@@ -248,3 +248,18 @@ def test_the_admin_unlocks_a_locked_out_username_through_the_audited_service(cli
     event = AuditEvent.objects.get(action="auth.lockout_cleared")
     assert event.actor_username == "root" and event.object_id == str(alice.pk)
     assert event.after == {"username": "alice", "attempts": 1}
+
+
+def test_an_event_records_the_roles_its_actor_holds_after_they_changed(root, alice):
+    # given alice's roles were read for a request (access.roles_of keeps them on her user object)
+    from h2h_core.access import roles_of
+    from h2h_core.audit import audit_record
+    from h2h_core.people import user_set_roles
+
+    assert roles_of(alice) == {"Agent"}
+    role(Role.MANAGER)
+    # when root makes her a manager through the service, and she then acts with that same object
+    user_set_roles(actor=root, user=alice, roles=[Role.MANAGER])
+    event = audit_record(actor=alice, action="case.noted", object_type="case", object_id=1)
+    # then her event names the role she holds now, not the one remembered before the change
+    assert event.actor_roles == ["Manager"]

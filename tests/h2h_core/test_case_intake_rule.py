@@ -48,3 +48,18 @@ def test_the_web_intake_page_refuses_an_auditor_with_the_rules_reason(client):
     # then she is refused with the reason the service would give
     assert response.status_code == 403
     assert may_open_cases(audrey).reason in response.content.decode()
+
+
+def test_an_opening_with_a_key_is_repeated_once_by_a_person_and_by_the_system():
+    # given a person and the system (no user) who each open a case with the same idempotency key
+    customer = CustomerFactory()
+    ann = UserFactory(username="ann", roles=[Role.AGENT])
+    for actor in (ann, None):
+        first = case_open(actor=actor, customer=customer, subject="Charged twice", category="billing_error",
+                          amount_at_stake="89.90", currency="EUR", idempotency_key="import:42")
+        # when each sends the same opening again
+        again = case_open(actor=actor, customer=customer, subject="Charged twice", category="billing_error",
+                          amount_at_stake="89.90", currency="EUR", idempotency_key="import:42")
+        # then each gets back the case their first opening made, and no other
+        assert again.pk == first.pk
+    assert Case.objects.count() == 2
