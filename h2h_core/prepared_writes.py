@@ -7,10 +7,10 @@ through here. The instance is prepared exactly as `save()` prepares it (defaults
 `pre_save`, `get_db_prep_save`), and every concrete field is sent, as Django's own statements send
 them; only the statement's text is kept.
 
-No save signal is sent: PreparedInsert refuses nothing at run time, so only models without save()
+No save signal is sent. PreparedInsert does not look for receivers, so only models without save()
 overrides or receivers may use it; PreparedSave checks for receivers on each save and leaves the
 instance to Django's `save()` when there are any, or when the instance is one it would not write
-the same way (deferred fields, a row that is not there any more).
+the same way (deferred fields, an expression as a value, a row that is not there any more).
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ class PreparedSave:
     A new instance is inserted (PreparedInsert); a stored one is written whole, every field but the
     key, by `UPDATE … SET … WHERE key = %s`, as `save()` writes it. `save()` returns False, having
     written nothing, where Django's own save must do the work: a receiver of the model's save signals,
-    deferred fields, another database than the instance's, or an UPDATE that found no row (Django then
-    inserts it).
+    deferred fields, an expression as a value, another database than the instance's, or an UPDATE that
+    found no row (Django then inserts it).
     """
 
     def __init__(self, model: type[Model]):
@@ -105,7 +105,10 @@ class PreparedSave:
             return False
         instance._prepare_related_fields_for_save(operation_name="save")
         if instance._state.adding and instance.pk is None:
-            self._insert.insert(instance, using=using)
+            try:
+                self._insert.insert(instance, using=using)
+            except NotPreparable:  # refused before anything was sent
+                return False
             return True
         if instance.pk is None:
             return False
