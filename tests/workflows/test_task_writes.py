@@ -137,3 +137,14 @@ def test_a_task_with_an_expression_as_a_value_is_saved_by_django(process):
     # when it is saved, then Django's save writes it (the compiled UPDATE cannot carry an expression)
     task.save()
     assert stored(task)["status"] == STATUS.CANCELED
+
+
+def test_a_new_task_with_an_expression_as_a_value_is_inserted_by_django(process):
+    # given a new task with an expression as one of its values
+    from django.db.models import Value
+
+    task = new_task(process)
+    task.external_task_id = Value("ext-1")
+    # when it is saved, then Django's save inserts it, expression evaluated
+    task.save()
+    assert stored(task)["external_task_id"] == "ext-1"
