@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.template.loader import render_to_string
 
 from authority.models import (
@@ -102,6 +103,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_filter = ("active",)
     fields = ("name", "url", "secret", "topics", "active", "consecutive_failures", "disabled_at", "disabled_reason")
     readonly_fields = ("consecutive_failures", "disabled_at", "disabled_reason")
+    # An address typed without a scheme is taken as https (Django 6's default; 5.2 warned it would change).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_delete_permission(self, request, obj=None):
         return False  # deactivate instead: deliveries keep pointing at the endpoint
