@@ -23,6 +23,15 @@ from django.db.models.sql import InsertQuery
 from .prepared import NotPreparable
 
 
+def _field_params(fields, instance: Model, connection, *, add: bool) -> list | None:
+    """The fields' values as `save()` sends them (`pre_save`, then `get_db_prep_save`); None if one is an
+    expression, which would change the statement."""
+    values = [field.pre_save(instance, add) for field in fields]
+    if any(hasattr(value, "resolve_expression") for value in values):
+        return None
+    return [field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)]
+
+
 class PreparedInsert:
     """`Model.objects.create(**values)` for one hot model, its INSERT compiled once per database alias.
 
@@ -51,10 +60,9 @@ class PreparedInsert:
         sql = self._sql.get(using)
         if sql is None:
             sql = self._sql[using] = self._compile(connection)
-        values = [field.pre_save(instance, True) for field in self._fields]
-        if any(hasattr(value, "resolve_expression") for value in values):
+        params = _field_params(self._fields, instance, connection, add=True)
+        if params is None:
             raise NotPreparable(f"An expression changes the INSERT of {self.model._meta.label}.")
-        params = [field.get_db_prep_save(value, connection) for field, value in zip(self._fields, values, strict=True)]
         meta = self.model._meta.concrete_model._meta
         with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -116,10 +124,9 @@ class PreparedSave:
         sql = self._sql.get(using)
         if sql is None:
             sql = self._sql[using] = self._update_sql(connection)
-        values = [field.pre_save(instance, False) for field in self._fields]
-        if any(hasattr(value, "resolve_expression") for value in values):
+        params = _field_params(self._fields, instance, connection, add=False)
+        if params is None:
             return False
-        params = [field.get_db_prep_save(value, connection) for field, value in zip(self._fields, values, strict=True)]
         params.append(self.model._meta.concrete_model._meta.pk.get_db_prep_value(instance.pk, connection))
         with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
             cursor.execute(sql, params)

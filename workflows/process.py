@@ -35,7 +35,7 @@ _ACTIVE_TASKS = PreparedQuery(  # shape: the nodes
     ints=("process_id",))
 _SCHEDULED_AFTER = PreparedQuery(  # shape: the timer node
     lambda timer, *, process_id, previous_id: FlowTask.objects.filter(process_id=process_id, flow_task=timer,
-                                                                  previous=previous_id, status=STATUS.SCHEDULED),
+                                                                      previous=previous_id, status=STATUS.SCHEDULED),
     ints=("process_id", "previous_id"))
 
 
