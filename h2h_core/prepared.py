@@ -46,6 +46,18 @@ class _Compiled:
     slots: tuple[str | None, ...]
     constants: tuple
     fetch_mode: object = None  # Django 6's queryset fetch mode (None before it had one)
+    # The columns' converters, as results_iter finds them on every call (a third of a small read's
+    # CPU); None where a composite key's columns need results_iter's own handling.
+    converters: dict | None = None
+
+    def converted(self, rows: list, *, tuple_expected: bool = False):
+        """The rows as `compiler.results_iter([rows], tuple_expected=...)` gives them."""
+        if self.converters is None:
+            return self.compiler.results_iter([rows], tuple_expected=tuple_expected)
+        if not self.converters:
+            return rows
+        converted = self.compiler.apply_converters(rows, self.converters)
+        return map(tuple, converted) if tuple_expected else converted
 
 
 class PreparedQuery:
@@ -66,12 +78,12 @@ class PreparedQuery:
     def all(self, *, shape: Hashable = None, using: str = "default", **values) -> list[Model]:
         """The model instances the queryset would give."""
         compiled, rows = self._run(shape, using, values)
-        return _instances(compiled.compiler, rows, using, compiled.fetch_mode)
+        return _instances(compiled, rows, using)
 
     def rows(self, *, shape: Hashable = None, using: str = "default", **values) -> list[tuple]:
         """The rows of a values_list() queryset, as tuples (also for flat=True)."""
         compiled, rows = self._run(shape, using, values)
-        return list(compiled.compiler.results_iter([rows], tuple_expected=True)) if rows else []
+        return list(compiled.converted(rows, tuple_expected=True)) if rows else []
 
     def _run(self, shape: Hashable, using: str, values: dict) -> tuple[_Compiled, list]:
         connection = connections[using]
@@ -95,7 +107,7 @@ class PreparedQuery:
     def get(self, *, shape: Hashable = None, using: str = "default", **values) -> Model:
         """As `QuerySet.get`: the one instance, else the model's DoesNotExist (or MultipleObjectsReturned)."""
         compiled, rows = self._run(shape, using, values)
-        found = _instances(compiled.compiler, rows, using, compiled.fetch_mode)
+        found = _instances(compiled, rows, using)
         if len(found) == 1:
             return found[0]
         model = compiled.compiler.query.model
@@ -138,16 +150,20 @@ class PreparedQuery:
                 raise NotPreparable(f"{self._build.__qualname__}: a parameter matches several values.")
             slots.append(names[0] if names else None)
             constants.append(None if names else param)
-        return _Compiled(compiler, sql, tuple(slots), tuple(constants), getattr(queryset, "_fetch_mode", None))
+        columns = [column[0] for column in compiler.select[: compiler.col_count]]
+        converters = None if compiler.has_composite_fields(columns) else compiler.get_converters(columns)
+        return _Compiled(compiler, sql, tuple(slots), tuple(constants), getattr(queryset, "_fetch_mode", None),
+                         converters)
 
 
-def _instances(compiler: SQLCompiler, rows: list, db: str, fetch_mode=None) -> list[Model]:
+def _instances(compiled: _Compiled, rows: list, db: str) -> list[Model]:
     """Model instances from rows, as ModelIterable makes them from its compiler's (select_related too).
 
     Django 6 gives querysets a fetch mode, which the loader passes to each instance and populator.
     """
     if not rows:
         return []
+    compiler, fetch_mode = compiled.compiler, compiled.fetch_mode
     select, klass_info, annotations = compiler.select, compiler.klass_info, compiler.annotation_col_map
     model = klass_info["model"]
     start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
@@ -159,7 +175,7 @@ def _instances(compiler: SQLCompiler, rows: list, db: str, fetch_mode=None) -> l
         populators = get_related_populators(klass_info, select, db, fetch_mode)
         from_db = partial(model.from_db, fetch_mode=fetch_mode)
     found, peers = [], []
-    for row in compiler.results_iter([rows]):
+    for row in compiled.converted(rows):
         obj = from_db(db, init_list, row[start:end])
         if getattr(fetch_mode, "track_peers", False):
             peers.append(weakref.ref(obj))

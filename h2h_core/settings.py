@@ -128,6 +128,14 @@ DATABASES = {
 if os.environ.get("H2H_TEST_DATABASE_NAME"):
     # Lets several test runs share one PostgreSQL server without dropping each other's database.
     DATABASES["default"]["TEST"] = {"NAME": os.environ["H2H_TEST_DATABASE_NAME"]}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.environ.get(
+        "H2H_PREPARED_STATEMENTS", "1") != "0":
+    # PostgreSQL plans a statement every time it is sent as text, and for the decision path's reads
+    # planning costs up to ten times running them (docs/performance.md, "Prepared statements").
+    # Sent with server-side parameters, psycopg prepares a statement on a connection after its
+    # fifth run there, and PostgreSQL reuses the plan. H2H_PREPARED_STATEMENTS=0 turns it off, for a
+    # connection pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves several threads and processes at once: writers take turns instead of
     # failing (docs/design.md, "SQLite as the embedded default"). IMMEDIATE: a transaction takes the write

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -75,7 +75,15 @@ class Verdict:
         return not self.allowed and not self.suspended and bool(self.approvers)
 
     def as_dict(self) -> dict:
-        """Return plain JSON (decimals as strings) for storage, audit and the API."""
-        data = asdict(self)
-        data.pop("consumptions")
+        """Return plain JSON (decimals as strings) for storage, audit and the API.
+
+        What `snapshot_value` makes of `dataclasses.asdict(self)` without the consumptions, read
+        field by field: asdict deep-copies every value first (the consumptions too), which cost
+        half a millisecond of every authority check.
+        """
+        data = {name: getattr(self, name) for name in _STORED_FIELDS}
+        data["deciding_grants"] = [asdict(ref) for ref in self.deciding_grants]
         return snapshot_value(data)
+
+
+_STORED_FIELDS = tuple(f.name for f in fields(Verdict) if f.name != "consumptions")

@@ -163,7 +163,10 @@ class Command(BaseCommand):
                 for statement in statements:
                     cursor.execute(statement)
                 if password is not None:
-                    cursor.execute(f"ALTER ROLE {connection.ops.quote_name(role)} PASSWORD %s", [password])
+                    # A utility statement takes no bound parameters (they are sent apart from the
+                    # SQL when statements are prepared on the server): the password is quoted here.
+                    cursor.execute(connection.ops.compose_sql(
+                        f"ALTER ROLE {connection.ops.quote_name(role)} PASSWORD %s", [password]))
         except DatabaseError as error:  # a refusal of the checks above, or missing rights: nothing was changed
             raise CommandError(f"Nothing was changed: {error}".strip()) from error
         self.stdout.write(
