@@ -46,8 +46,8 @@ class _Compiled:
     slots: tuple[str | None, ...]
     constants: tuple
     fetch_mode: object = None  # Django 6's queryset fetch mode (None before it had one)
-    # The columns' converters, as results_iter finds them on every call (a third of a small read's
-    # CPU); None where a composite key's columns need results_iter's own handling.
+    # The columns' converters, found once: results_iter looks them up on every call (0.2 ms per read
+    # under cProfile). None where a composite key's columns need results_iter's own handling.
     converters: dict | None = None
 
     def converted(self, rows: list, *, tuple_expected: bool = False):
