@@ -17,8 +17,7 @@ SHOW_OPTIONS = ("import json, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'h2h_co
 
 
 def _options(**environment: str) -> dict:
-    env = {**os.environ, **environment}
-    env.pop("H2H_PREPARED_STATEMENTS", None)
+    env = {name: value for name, value in os.environ.items() if name != "H2H_PREPARED_STATEMENTS"}
     env.update(environment)
     result = subprocess.run([sys.executable, "-c", SHOW_OPTIONS], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
@@ -46,10 +45,9 @@ def test_sqlite_is_left_as_it_was():
     assert "server_side_binding" not in options and "prepare_threshold" not in options
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 def test_a_read_run_repeatedly_is_planned_once_on_postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("prepared statements are PostgreSQL's")
     # given a connection that has run a read of customers five times with different values
     for pk in range(1, 6):
         list(Customer.objects.filter(pk=pk, name="prepared-statement probe"))
