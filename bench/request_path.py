@@ -114,6 +114,8 @@ def profiled(send, count: int) -> None:
     for i in range(count):
         send(i)
     profile.disable()
+    if os.environ.get("H2H_PROFILE_DUMP"):
+        profile.dump_stats(os.environ["H2H_PROFILE_DUMP"])
     stats = pstats.Stats(profile, stream=sys.stderr).strip_dirs()
     for order in ("cumulative", "tottime"):
         stats.sort_stats(order).print_stats(40)
