@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from authority.lock_objects import (
@@ -20,6 +20,7 @@ from authority.models import Decision, DeliveryStatus, OutboxMessage, WebhookDel
 from h2h_core.audit import audit_record
 from h2h_core.errors import DomainError, NotAllowed
 from h2h_core.jobs import enqueue
+from h2h_core.prepared import PreparedQuery
 from h2h_core.prepared_writes import PreparedInsert
 from h2h_core.transactions import service_atomic
 
@@ -53,9 +54,17 @@ def webhook_fan_out(*, message: OutboxMessage, at: datetime) -> list[int]:
     return _deliver(message, endpoints, at=at)
 
 
+def _active_endpoints(shape) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.filter(active=True).only("pk", "topics").order_by("pk")
+
+
+# Read by every decision's outbox message: compiled once per process (h2h_core.prepared). Not cached
+# beyond that: an endpoint switched on must get the very next message.
+_ACTIVE_ENDPOINTS = PreparedQuery(_active_endpoints)
+
+
 def _subscribers(topic: str) -> list[WebhookEndpoint]:
-    return [endpoint for endpoint in WebhookEndpoint.objects.filter(active=True).only("pk", "topics")
-            .order_by("pk") if subscribed(endpoint, topic)]
+    return [endpoint for endpoint in _ACTIVE_ENDPOINTS.all() if subscribed(endpoint, topic)]
 
 
 def _deliver(message: OutboxMessage, endpoints: list[WebhookEndpoint], *, at: datetime) -> list[int]:

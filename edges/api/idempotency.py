@@ -54,6 +54,7 @@ from authority.models import IdempotencyRecord
 from edges.api.errors import domain_error_body
 from edges.web.claim_locks import claim_lock
 from h2h_core.errors import DomainError
+from h2h_core.prepared_writes import PreparedInsert
 from h2h_core.services import MAX_IDEMPOTENCY_KEY_LENGTH
 
 logger = logging.getLogger("h2h.api")
@@ -163,14 +164,18 @@ def _own_transaction():
     return transaction.atomic(durable=True)
 
 
+# Written by every keyed request: compiled once per process (h2h_core.prepared_writes).
+_NEW_RECORD = PreparedInsert(IdempotencyRecord)
+
+
 def _claim(*, user, key: str, endpoint: str, fingerprint: str, locked: bool) -> IdempotencyRecord | Response:
     """Insert the in-progress record, or return the stored response to replay; raise on a conflict."""
     for _ in range(3):
         now = timezone.now()
         try:
             with _own_transaction():
-                return IdempotencyRecord.objects.create(user=user, key=key, endpoint=endpoint, fingerprint=fingerprint,
-                                                        created_at=now, held_by_session=locked)
+                return _NEW_RECORD.create(user=user, key=key, endpoint=endpoint, fingerprint=fingerprint,
+                                          created_at=now, held_by_session=locked)
         except IntegrityError:
             pass
         existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
