@@ -12,7 +12,11 @@ renderer; no socket, no HTTP server). Per request kind it prints the statements 
 (CaptureQueriesContext, BEGIN/COMMIT and savepoints included, as Django reports them) and the
 wall and CPU time per request, the median of three rounds, after a warm-up. Decisions are sent
 with an Idempotency-Key, as clients are told to. With --profile KIND it times nothing and prints
-instead where that kind of request spends its time (cProfile: by cumulative and by own time).
+instead where that kind of request spends its time (cProfile: by cumulative and by own time;
+H2H_PROFILE_DUMP=FILE also saves the profile for pstats). With --pieces it times the parts of both
+requests on their own (the service, the evaluation, the visibility read, the answer, one round
+trip), without a profiler's distortion: what is left of a request once its parts are taken away
+is the stack every API request pays (middleware, authentication, throttle, parsing, rendering).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep the h2h_bench_request_path database (PostgreSQL) afterwards")
     parser.add_argument("--profile", choices=("decision", "check"),
                         help="instead of timing, profile that kind of request (cProfile) and print where CPU goes")
+    parser.add_argument("--pieces", action="store_true",
+                        help="instead, time each part of a decision and a check on its own (CPU and wall ms)")
     return parser.parse_args(argv)
 
 
@@ -123,12 +129,71 @@ def profiled(send, count: int) -> None:
         stats.print_callers(os.environ["H2H_PROFILE_CALLERS"])
 
 
+def pieces(client, world: World, count: int) -> list[tuple[str, float, float]]:
+    """(label, wall ms, CPU ms) per call of each part of the two requests, the median of three rounds."""
+    from itertools import count as numbers
+
+    from django.db import connection
+
+    from authority import policy
+    from authority.models import Decision
+    from authority.services import decision_execute
+    from edges.api.serializers.bound import represented
+    from edges.api.serializers.decisions import DecisionOut
+    from edges.api.serializers.verdicts import verdict_data
+    from edges.api.views.base import visible_case
+
+    agent, kind, case, fresh = world.agent, world.kind, world.cases[0], numbers()
+
+    def unkeyed(i):
+        body = {"case": world.cases[i % CASES].pk, "kind": "refund", "amount": "1.00", "currency": "EUR",
+                "rationale": "benchmark"}
+        response = client.post("/api/v1/decisions/", body, format="json", secure=True)
+        if response.status_code != 201:
+            raise SystemExit(f"decision answered {response.status_code}: {response.content[:300]!r}")
+
+    def service(i):
+        decision_execute(actor=agent, case=world.cases[i % CASES], kind=kind, amount="1.00", currency="EUR",
+                         rationale="benchmark", idempotency_key=f"pieces-{time.perf_counter_ns()}-{i}")
+
+    def round_trip(_i):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+
+    answered = decide(client, world, 0).json()
+    stored = Decision.objects.select_related("case", "agent", "kind").get(pk=answered["id"])
+    verdict = policy.evaluate(agent=agent, kind=kind, amount="1.00", currency="EUR", case=visible_case(agent, case.pk))
+    parts = [
+        ("decision request, with an Idempotency-Key", lambda i: decide(client, world, i)),
+        ("decision request, without a key", unkeyed),
+        ("  decision_execute (the service alone)", service),
+        ("  visible_case (the view's visibility read)", lambda _i: visible_case(agent, case.pk)),
+        ("  represented(DecisionOut) (the answer's body)", lambda _i: represented(DecisionOut, stored)),
+        ("check request", lambda i: check(client, world, i)),
+        ("  visible_case", lambda _i: visible_case(agent, case.pk)),
+        ("  policy.evaluate (grants, counters, resolution)",
+         lambda _i: policy.evaluate(agent=agent, kind=kind, amount="1.00", currency="EUR", case=case)),
+        ("  verdict_data (the answer's body)", lambda _i: verdict_data(verdict)),
+        ("one statement (SELECT 1 through Django's cursor)", round_trip),
+    ]
+    results = []
+    for label, part in parts:
+        for _ in range(20):
+            part(next(fresh))
+        wall_ms, cpu_ms = timed(lambda _i, part=part: part(next(fresh)), count)
+        results.append((label, wall_ms, cpu_ms))
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     database = ThrowawayDatabase(os.environ.get("DATABASE_URL", "sqlite://"), keep=args.keep)
     database.create()
     try:
         os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+        # The user throttle stays on the path, at a rate no run reaches (as in bench/api.py).
+        os.environ.setdefault("H2H_API_THROTTLE_USER", "100000000/min")
         configure_django(database)
         from django.core.management import call_command
 
@@ -140,6 +205,15 @@ def main(argv: list[str] | None = None) -> None:
             for i in range(20):
                 paths[args.profile](i)
             profiled(paths[args.profile], args.requests)
+            return
+        if args.pieces:
+            print(f"Database: {database_version(database.vendor)}; one client, one thread; each part called "
+                  f"{args.requests} times (median of 3 rounds).\n")
+            print("| part | ms per call | CPU ms per call |")
+            print("| --- | ---: | ---: |")
+            for label, wall_ms, cpu_ms in pieces(client, world, args.requests):
+                part = f"↳ {label.strip()}" if label.startswith("  ") else label
+                print(f"| {part} | {wall_ms:.3f} | {cpu_ms:.3f} |")
             return
         rows = []
         for label, send in paths.items():
