@@ -93,6 +93,29 @@ def test_a_message_nobody_subscribes_to_is_settled_without_a_delivery_or_job(ali
     assert not WebhookDelivery.objects.exists() and not delivery_jobs().exists()
 
 
+def test_an_endpoint_switched_on_gets_the_very_next_message_and_one_switched_off_none(alice, retention):
+    # given a refund executed while no endpoint listened (its message settled), so the process has read
+    # the endpoints once already
+    GrantFactory(subject_user=alice, per_case_limit=Decimal("500"), period_limit=Decimal("100000"),
+                 period=Period.MONTH)
+
+    def refund(number: int):
+        return decision_execute(actor=alice, case=CaseFactory(owner=alice, team=retention), kind=kind("refund"),
+                                amount="10.00", currency="EUR", rationale=f"refund {number}")
+
+    refund(0)
+    # when an endpoint is switched on, the next refund is executed, the endpoint is switched off, and
+    # another refund is executed
+    billing = endpoint("https://billing.example.test/h")
+    switched_on = OutboxMessage.objects.get(decision=refund(1))
+    WebhookEndpoint.objects.filter(pk=billing.pk).update(active=False)
+    switched_off = OutboxMessage.objects.get(decision=refund(2))
+    # then only the message written while it was on has a delivery to it
+    assert list(switched_on.deliveries.values_list("endpoint_id", flat=True)) == [billing.pk]
+    assert switched_on.delivered_at is None
+    assert not switched_off.deliveries.exists() and switched_off.delivered_at is not None
+
+
 def test_the_job_delivers_signed_and_settles_delivery_and_message(alice, retention, receiver):
     # given a billing system listening, and alice executes a refund
     endpoint(receiver.url)
