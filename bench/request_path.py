@@ -163,18 +163,18 @@ def pieces(client, world: World, count: int) -> list[tuple[str, float, float]]:
 
     answered = decide(client, world, 0).json()
     stored = Decision.objects.select_related("case", "agent", "kind").get(pk=answered["id"])
-    verdict = policy.evaluate(agent=agent, kind=kind, amount="1.00", currency="EUR", case=visible_case(agent, case.pk))
+    seen = visible_case(agent, case.pk)  # as both views pass it on
+    verdict = policy.evaluate(agent=agent, kind=kind, amount="1.00", currency="EUR", case=seen)
     parts = [
         ("decision request, with an Idempotency-Key", lambda i: decide(client, world, i)),
         ("decision request, without a key", unkeyed),
         ("  decision_execute (the service alone)", service),
-        ("  visible_case (the view's visibility read)", lambda _i: visible_case(agent, case.pk)),
         ("  represented(DecisionOut) (the answer's body)", lambda _i: represented(DecisionOut, stored)),
         ("check request", lambda i: check(client, world, i)),
-        ("  visible_case", lambda _i: visible_case(agent, case.pk)),
         ("  policy.evaluate (grants, counters, resolution)",
-         lambda _i: policy.evaluate(agent=agent, kind=kind, amount="1.00", currency="EUR", case=case)),
+         lambda _i: policy.evaluate(agent=agent, kind=kind, amount="1.00", currency="EUR", case=seen)),
         ("  verdict_data (the answer's body)", lambda _i: verdict_data(verdict)),
+        ("both: visible_case (the views' visibility read)", lambda _i: visible_case(agent, case.pk)),
         ("one statement (SELECT 1 through Django's cursor)", round_trip),
     ]
     results = []

@@ -6,7 +6,9 @@ named h2h_bench next to the one DATABASE_URL names) gets --events chained events
 
 - a full verification, best of --rounds: events per second, and the peak of Python's own
   allocations (tracemalloc) at two sizes, to show memory does not grow with the log;
-- an incremental verification after a checkpoint at 90 % of the log (what the hourly job does).
+- an incremental verification after a checkpoint at 90 % of the log (what the hourly job does);
+- with --split, where a full run's time goes: fetching the rows alone, fetching and re-hashing them
+  (`sealed_rows`), and the whole `verify_chain` (the walk and the Merkle tree on top).
 
     DATABASE_URL=postgres://postgres@localhost:5432/postgres .venv/bin/python bench/verify.py --events 1000000
 """
@@ -90,6 +92,36 @@ def timed_verify(**kwargs):
     return report, elapsed, cpu
 
 
+def split_run() -> list[tuple[str, int, float, float]]:
+    """(what ran, rows, wall s, CPU s of this process): the parts of a full verification, each timed alone."""
+    from django.db import connection
+
+    from h2h_core.audit import stream
+    from h2h_core.audit.verify import verify_chain
+    from h2h_core.transactions import read_snapshot
+
+    def fetch_only() -> int:
+        rows = 0
+        sql = stream._POSTGRESQL_SQL if connection.vendor == "postgresql" else stream._SQLITE_SQL
+        with read_snapshot(), connection.chunked_cursor() as cursor:
+            cursor.execute(sql, [-(2**63)])
+            while chunk := cursor.fetchmany(5000):
+                rows += len(chunk)
+        return rows
+
+    def rehash() -> int:
+        with read_snapshot():
+            return sum(1 for _ in stream.sealed_rows())
+
+    parts = []
+    for label, run in (("fetching the rows only", fetch_only), ("fetching and re-hashing (sealed_rows)", rehash),
+                       ("all of verify_chain", lambda: verify_chain().count)):
+        start, cpu = time.perf_counter(), time.process_time()
+        rows = run()
+        parts.append((label, rows, time.perf_counter() - start, time.process_time() - cpu))
+    return parts
+
+
 def peak_memory(**kwargs) -> int:
     tracemalloc.start()
     timed_verify(**kwargs)
@@ -103,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the h2h_bench database (PostgreSQL)")
+    parser.add_argument("--split", action="store_true",
+                        help="also time a full run's parts alone: fetching, re-hashing, the whole verification")
     args = parser.parse_args(argv)
     url = os.environ.get("DATABASE_URL", "sqlite://")
     database = base.ThrowawayDatabase(url, keep=args.keep)
@@ -147,6 +181,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nall full runs (wall s): {', '.join(f'{run[1]:.2f}' for run in runs)}")
         print(f"peak Python allocations: {memory_small / 1e6:.1f} MB at {small:,} events, "
               f"{memory_full / 1e6:.1f} MB at {seq:,} events")
+        if args.split:
+            print("\n| what ran | rows | wall | CPU (this process) | µs of CPU per row |")
+            print("| --- | ---: | ---: | ---: | ---: |")
+            for label, rows, wall, cpu in split_run():
+                print(f"| {label} | {rows:,} | {wall:.2f} s | {cpu:.2f} s | {cpu * 1e6 / max(rows, 1):.1f} |")
     finally:
         from django.db import connections
 
