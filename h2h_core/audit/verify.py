@@ -14,6 +14,9 @@ triggers) is found only by the next full run, so full runs are scheduled too (da
 Only sealed entries are in the chain. Events the sealer has not linked yet (PostgreSQL: their
 transaction had not ended when it last ran) are reported as pending, with the oldest one's age,
 never as a break: the next run of the sealer links them.
+
+On PostgreSQL a long walk is shared between several processes (verify_segments), which can only
+ever prove the chain intact; anything else is decided by the one-process walk here.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from django.db.models import Count, Min
 from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead
 from h2h_core.transactions import read_snapshot
 
+from . import verify_segments
 from .chain import GENESIS_HASH
 from .stream import SealedRow, sealed_rows
 from .tree import TreeAccumulator
@@ -68,6 +72,7 @@ class ChainReport:
     checkpoints: list[CheckpointResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     from_seq: int = 1  # the first entry this run read
+    processes: int = 1  # how many processes walked the chain (verify_segments)
     anchor: CheckpointResult | None = None  # an incremental run: the proven checkpoint it started after
     pending: int = 0  # events not sealed into the chain yet (not verified, not a break)
     pending_since: datetime | None = None  # when the oldest of them was written
@@ -110,7 +115,8 @@ def _entries(first: int, last: int) -> str:
     return f"entry {first} is" if first == last else f"entries {first} to {last} are"
 
 
-def verify_chain(*, chunk_size: int = 2000, since: TrustedCheckpoint | None = None) -> ChainReport:
+def verify_chain(*, chunk_size: int = 2000, since: TrustedCheckpoint | None = None,
+                 processes: int | None = None) -> ChainReport:
     """Recompute the chain (all of it, or after `since`) and check the signed checkpoints against it.
 
     Runs in one read-only snapshot (`h2h_core.transactions.read_snapshot`) when called outside a
@@ -118,27 +124,48 @@ def verify_chain(*, chunk_size: int = 2000, since: TrustedCheckpoint | None = No
     transaction its isolation applies: on PostgreSQL's default READ COMMITTED, a concurrent writer
     can then make the head and the events disagree, so call it outside one where writers are busy.
     When `since` no longer verifies, the whole chain is verified instead, and a warning says why.
+
+    `processes`: how many processes may share a long walk (PostgreSQL, outside a transaction, from
+    verify_segments.PARALLEL_FROM entries on); None: one per core (up to four), 1: this one only.
     """
     if connection.in_atomic_block:
-        return _verify(chunk_size, since)
+        return _verify(chunk_size, since, processes=1)
+    if processes is None:
+        processes = verify_segments.default_processes()
     with read_snapshot():
-        return _verify(chunk_size, since)
+        return _verify(chunk_size, since, processes=processes)
 
 
-def _verify(chunk_size: int, since: TrustedCheckpoint | None) -> ChainReport:
+def _verify(chunk_size: int, since: TrustedCheckpoint | None, *, processes: int) -> ChainReport:
     head = AuditHead.objects.filter(pk=1).values_list("seq", "hash").first()
     key = VerificationKey.load()
     anchor, start_time, fallback = _anchor(since, key) if since is not None else (None, None, "")
     sealed = AuditEvent.objects.filter(seq__isnull=False)
     start_seq = anchor.seq if anchor is not None else 0
-    state = _ChainWalk(head) if anchor is None else _ChainWalk(head, start=(anchor.seq, anchor.hash))
     # The root of the Merkle tree at every signed tree's size, computed along the walk.
-    state.roots_at = set(AuditCheckpoint.objects.filter(seq__gt=start_seq).exclude(root_hash="")
-                         .values_list("seq", flat=True))
-    state.tree = TreeAccumulator() if anchor is None else TreeAccumulator.from_store(anchor.seq)
+    roots_at = set(AuditCheckpoint.objects.filter(seq__gt=start_seq).exclude(root_hash="")
+                   .values_list("seq", flat=True))
+
+    def walk() -> _ChainWalk:
+        state = _ChainWalk(head) if anchor is None else _ChainWalk(head, start=(anchor.seq, anchor.hash))
+        state.roots_at = roots_at
+        state.tree = TreeAccumulator() if anchor is None else TreeAccumulator.from_store(anchor.seq)
+        return state
+
+    after_seq = anchor.seq if anchor is not None else None
+    state, shared = walk(), 0
     try:
-        for row in sealed_rows(after_seq=anchor.seq if anchor is not None else None, chunk_size=chunk_size):
-            state.check(row)
+        if (processes > 1 and connection.vendor == "postgresql" and head is not None
+                and head[0] - start_seq >= verify_segments.PARALLEL_FROM):
+            # The first segment is walked here with the one-process walk, so a break in it raises as
+            # below; any verdict but intact from the other segments means walking again, here.
+            shared = verify_segments.walk_in_segments(state, after_seq=after_seq, head_seq=head[0],
+                                                      processes=processes, chunk_size=chunk_size)
+            if not shared:
+                state = walk()
+        if not shared:
+            for row in sealed_rows(after_seq=after_seq, chunk_size=chunk_size):
+                state.check(row)
         state.finish()
     except _Broken as broken:
         first_bad, message, chain_intact = broken.seq, broken.message, False
@@ -171,6 +198,7 @@ def _verify(chunk_size: int, since: TrustedCheckpoint | None) -> ChainReport:
         anchor=anchor,
         pending=pending["count"],
         pending_since=pending["oldest"],
+        processes=shared or 1,
     )
 
 
