@@ -48,6 +48,9 @@ logger = logging.getLogger("h2h.audit")
 BLOCK = 1024
 #: Below this many entries to walk, starting the helpers costs more than they save (about 0.6 s each).
 PARALLEL_FROM = 200_000
+#: Entries one process walks while a helper starts (about 0.6 s: Python, Django) on the 2-core
+#: machine of docs/performance.md; the verifying process takes them on besides its share.
+HEAD_START = 50_000
 #: Helpers at most, however many cores: the database serves every walker's rows too.
 MAX_PROCESSES = 4
 
@@ -90,9 +93,17 @@ class Segment:
 
 
 def borders(*, after_seq: int, head_seq: int, processes: int, block: int = BLOCK) -> list[int]:
-    """Where the segments of (after_seq, head_seq] end, but the last: multiples of `block`, in order."""
+    """Where the segments of (after_seq, head_seq] end, but the last: multiples of `block`, in order.
+
+    The verifying process starts at once, a helper only after its start-up, so the first segment
+    is longer by what one process walks meanwhile (HEAD_START, at most a quarter of a share);
+    the helpers share the rest evenly.
+    """
     total = head_seq - after_seq
-    cuts = {(after_seq + total * part // processes) // block * block for part in range(1, processes)}
+    lead = min(HEAD_START, total // (4 * processes))
+    first = (total + lead * (processes - 1)) // processes
+    rest = total - first
+    cuts = {(after_seq + first + rest * part // (processes - 1)) // block * block for part in range(processes - 1)}
     return sorted(cut for cut in cuts if after_seq < cut < head_seq)
 
 

@@ -129,9 +129,12 @@ def test_a_short_chain_is_walked_by_one_process(signing_key):
 
 
 def test_the_borders_are_block_multiples_strictly_inside_the_walk():
-    assert verify_segments.borders(after_seq=0, head_seq=1_000_001, processes=2, block=1024) == [499_712]
+    # one helper: the verifying process walks half, and the entries it walks while the helper starts
+    assert verify_segments.borders(after_seq=0, head_seq=1_000_001, processes=2, block=1024) == [524_288]
+    # three helpers share what the verifying process leaves evenly
     assert verify_segments.borders(after_seq=900_000, head_seq=1_000_000, processes=4, block=1024) == [
-        924_672, 949_248, 974_848]
+        928_768, 952_320, 975_872]
+    # a walk shorter than a block is not cut
     assert verify_segments.borders(after_seq=0, head_seq=1000, processes=4, block=1024) == []
 
 
