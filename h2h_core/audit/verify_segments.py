@@ -126,21 +126,30 @@ def walk_in_segments(state: Walk, *, after_seq: int | None, head_seq: int, proce
     database = {name: connection.settings_dict.get(name) for name in ("NAME", "USER", "PASSWORD", "HOST", "PORT")}
     roots_at = sorted(state.roots_at)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(ranges), mp_context=context, initializer=django_setup,
-                             initargs=(database,)) as pool:
-        futures = [
-            pool.submit(_helper_walk, snapshot=snapshot, after_seq=low, up_to_seq=high, head_seq=head_seq,
-                        roots_at=[seq for seq in roots_at if seq > low and (high is None or seq <= high)],
-                        block=block, chunk_size=chunk_size)
-            for low, high in ranges
-        ]
+    pool = ProcessPoolExecutor(max_workers=len(ranges), mp_context=context, initializer=django_setup,
+                               initargs=(database,))
+    try:  # a helper that fails decides nothing (one process walks instead); this process's own errors propagate
+        try:
+            futures = [
+                pool.submit(_helper_walk, snapshot=snapshot, after_seq=low, up_to_seq=high, head_seq=head_seq,
+                            roots_at=[seq for seq in roots_at if seq > low and (high is None or seq <= high)],
+                            block=block, chunk_size=chunk_size)
+                for low, high in ranges
+            ]
+        except Exception:
+            logger.warning("Could not start chain verification helpers; one process walks", exc_info=True)
+            return 0
         for row in sealed_rows(after_seq=after_seq, up_to_seq=cuts[0], chunk_size=chunk_size):
             state.check(row)
         try:
             segments = [future.result() for future in futures]
-        except Exception:  # a helper could not run (it never decides the verdict): one process walks instead
-            logger.warning("A chain verification helper failed; the chain is walked by one process", exc_info=True)
+        except Exception:
+            logger.warning("A chain verification helper failed; one process walks", exc_info=True)
             return 0
+    finally:
+        # Never wait for helpers still walking: after a break in the first segment (the verdict:
+        # their entries come after it) or a failed helper, what they find is not needed.
+        pool.shutdown(wait=False, cancel_futures=True)
     joined = all(_join(state, segment, after_seq=low, block=block)
                  for segment, (low, _high) in zip(segments, ranges, strict=True))
     return 1 + len(ranges) if joined else 0

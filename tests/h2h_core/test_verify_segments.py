@@ -154,3 +154,22 @@ def test_verify_audit_says_how_many_processes_walked(small_segments, signing_key
 def test_verify_audit_refuses_fewer_than_one_process():
     with pytest.raises(CommandError, match="--processes must be 1 or more"):
         call_command("verify_audit", "--processes", "0")
+
+
+def failing_setup(database: dict) -> None:
+    """A helper's start-up that fails (it runs in the helper: importable, at module level)."""
+    raise RuntimeError("this helper cannot start")
+
+
+@on_postgres
+@committed
+def test_a_helper_that_fails_leaves_the_walk_to_one_process(small_segments, signing_key, monkeypatch, caplog):
+    # given a chain of 36 entries, and helpers that cannot start
+    a_chain_with_checkpoints()
+    monkeypatch.setattr(verify_segments, "django_setup", failing_setup)
+    # when it is verified by three processes
+    report = verify_chain(processes=3)
+    # then one process walked it and proved it intact, and the failure was logged
+    assert report.ok and report.processes == 1 and report.count == 36
+    assert all(result.ok for result in report.checkpoints)
+    assert "one process walks" in caplog.text
