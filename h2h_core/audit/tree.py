@@ -12,6 +12,8 @@ documents they produce are checked offline by examples/verify_receipt.py with th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db.models import Q
 
 from h2h_core.models import AuditCheckpoint, AuditEvent, AuditHead, AuditTreeNode
@@ -130,17 +132,22 @@ class TreeAccumulator:
         return cls(size, _subtree(merkle.root_nodes(size)))
 
     def append(self, event_hash_hex: str) -> None:
-        level, value = 0, merkle.leaf_hash(bytes.fromhex(event_hash_hex))
+        self.push(0, merkle.leaf_hash(bytes.fromhex(event_hash_hex)))
+
+    def push(self, level: int, value: bytes) -> None:
+        """Append a perfect subtree of 2**level leaves (a leaf: level 0), merging equal levels on the right edge."""
+        self.size += 1 << level
         while self.stack and self.stack[-1][0] == level:
             value = merkle.node_hash(self.stack.pop()[1], value)
             level += 1
         self.stack.append((level, value))
-        self.size += 1
 
-    def root(self) -> str:
-        if not self.stack:
+    def root(self, then: Sequence[tuple[int, bytes]] = ()) -> str:
+        """The root now, or once `then` (a smaller tree's right edge, all below this one's levels) is appended."""
+        edge = [*self.stack, *then]
+        if not edge:
             return merkle.EMPTY_ROOT.hex()
-        value = self.stack[-1][1]
-        for _level, left in reversed(self.stack[:-1]):
+        value = edge[-1][1]
+        for _level, left in reversed(edge[:-1]):
             value = merkle.node_hash(left, value)
         return value.hex()

@@ -36,11 +36,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from django.db import connection, transaction
+from django.db import connection
 
 from h2h_core.helper_processes import django_setup
+from h2h_core.transactions import read_snapshot
 
-from . import merkle
 from .stream import SealedRow, sealed_rows
 from .tree import TreeAccumulator
 
@@ -163,31 +163,20 @@ def _join(state: Walk, segment: Segment, *, after_seq: int, block: int) -> bool:
         return False
     if state.last_seq != after_seq or segment.first_prev_hash != state.last_hash:
         return False
-    tree, pushed = state.tree, 0
+    tree, pushed, level = state.tree, 0, block.bit_length() - 1
     for seq in sorted(segment.parts):
         for value in segment.blocks[pushed:(seq - seq % block - after_seq) // block]:
-            _push(tree, block.bit_length() - 1, value)
+            tree.push(level, value)
             pushed += 1
-        edge = TreeAccumulator()
-        edge.stack = tree.stack + segment.parts[seq]
-        state.roots[seq] = edge.root()
+        state.roots[seq] = tree.root(then=segment.parts[seq])
     for value in segment.blocks[pushed:]:
-        _push(tree, block.bit_length() - 1, value)
-    for level, value in segment.tail:
-        _push(tree, level, value)
-    tree.size = segment.last_seq
+        tree.push(level, value)
+    for tail_level, value in segment.tail:
+        tree.push(tail_level, value)
     state.count += segment.count
     state.before_last = (segment.last_seq - 1, segment.last_prev_hash)
     state.last_seq, state.last_hash, state.last_prev_hash = segment.last_seq, segment.last_hash, segment.last_prev_hash
     return True
-
-
-def _push(tree: TreeAccumulator, level: int, value: bytes) -> None:
-    """Append a perfect subtree to the tree's right edge, merging equal levels as TreeAccumulator.append does."""
-    while tree.stack and tree.stack[-1][0] == level:
-        value = merkle.node_hash(tree.stack.pop()[1], value)
-        level += 1
-    tree.stack.append((level, value))
 
 
 def walk_segment(*, after_seq: int, up_to_seq: int | None, head_seq: int, roots_at: list[int], block: int,
@@ -219,9 +208,9 @@ def walk_segment(*, after_seq: int, up_to_seq: int | None, head_seq: int, roots_
 def _helper_walk(*, snapshot: str, **segment) -> Segment:
     if not _SNAPSHOT_ID.match(snapshot):
         raise ValueError(f"not a PostgreSQL snapshot id: {snapshot!r}")
-    with transaction.atomic():
+    with read_snapshot():
         with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            # A utility statement takes no bound parameters: the id's format was checked above.
+            # Before any query of the transaction. A utility statement takes no bound parameters:
+            # the id's format was checked above.
             cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         return walk_segment(**segment)
