@@ -22,7 +22,9 @@ alternatives: a row lock needs a transaction open for the whole request, which t
 services and flow steps the views call cannot run inside; a lease renewed while running needs a
 heartbeat beside every request and still guesses (a paused process outlives its lease and would
 run twice). On PostgreSQL the session must be the request's own for its duration: behind a
-connection pooler, use session pooling, not transaction pooling.
+connection pooler, use session pooling, not transaction pooling. There the lock costs no round trip
+of its own: the claim's INSERT takes it and the statement that stores or releases the record drops
+it (edges.web.claim_locks.AdvisoryClaimLock).
 
 Without a claim lock (Windows has no flock), and for a record claimed without one, a record left
 in progress is taken over after IN_PROGRESS_TIMEOUT. A taken-over request whose first attempt had
@@ -43,7 +45,7 @@ import json
 import logging
 from datetime import timedelta
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.renderers import JSONRenderer
@@ -52,7 +54,7 @@ from rest_framework.response import Response
 from authority.errors import IdempotencyConflict
 from authority.models import IdempotencyRecord
 from edges.api.errors import domain_error_body
-from edges.web.claim_locks import claim_lock
+from edges.web.claim_locks import AdvisoryClaimLock, claim_lock
 from h2h_core.errors import DomainError
 from h2h_core.prepared_writes import PreparedInsert
 from h2h_core.services import MAX_IDEMPOTENCY_KEY_LENGTH
@@ -138,12 +140,18 @@ def _in_progress() -> IdempotencyInProgress:
     )
 
 
-def _take_over(existing: IdempotencyRecord, *, now, locked: bool) -> bool:
-    """Claim a record left in progress by an attempt that is provably gone, or return False.
+_CHANGED = "changed"
+
+
+def _take_over(existing: IdempotencyRecord, *, now, locked: bool) -> bool | str:
+    """Claim a record left in progress by an attempt that is provably gone: True; False if it is not gone;
+    _CHANGED if the record was stored, released or taken meanwhile (read it again).
 
     With the key's claim lock in hand, a record claimed under the lock is abandoned: its claimer
-    (session or process) ended without storing or releasing it. Any other record is abandoned once it is older
-    than any request runs.
+    (session or process) ended without storing or releasing it, or is committing its store or
+    release right now (on PostgreSQL that statement drops the lock a moment before it commits: the
+    conditional UPDATE below waits for it and finds the record changed). Any other record is
+    abandoned once it is older than any request runs.
     """
     abandoned = (locked and existing.held_by_session) or existing.created_at <= now - IN_PROGRESS_TIMEOUT
     if not abandoned:
@@ -151,9 +159,10 @@ def _take_over(existing: IdempotencyRecord, *, now, locked: bool) -> bool:
     taken = IdempotencyRecord.objects.filter(
         pk=existing.pk, state=IdempotencyRecord.State.IN_PROGRESS, created_at=existing.created_at
     ).update(created_at=now, held_by_session=locked)
-    if taken:
-        existing.created_at, existing.held_by_session = now, locked
-    return bool(taken)
+    if not taken:
+        return _CHANGED
+    existing.created_at, existing.held_by_session = now, locked
+    return True
 
 
 def _own_transaction():
@@ -184,9 +193,11 @@ def _claim(*, user, key: str, endpoint: str, fingerprint: str, locked: bool) -> 
         stored = _answer_existing(existing, endpoint=endpoint, fingerprint=fingerprint)
         if stored is not None:
             return stored
-        if _take_over(existing, now=now, locked=locked):
+        taken = _take_over(existing, now=now, locked=locked)
+        if taken is True:
             return existing
-        raise _in_progress()
+        if taken is not _CHANGED:
+            raise _in_progress()
     raise _in_progress()
 
 
@@ -199,20 +210,91 @@ def _refuse_while_running(*, user, key: str, endpoint: str, fingerprint: str) ->
     raise _in_progress()
 
 
-def _store(record: IdempotencyRecord, response: Response) -> None:
-    body = json.loads(JSONRenderer().render(response.data) or b"null")
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
-        state=IdempotencyRecord.State.DONE, response_status=response.status_code, response_body=body
-    )
+def _store(record: IdempotencyRecord, response: Response, *, lock: AdvisoryClaimLock | None = None) -> None:
+    """Store the outcome on the record (and drop the PostgreSQL claim lock in the same statement)."""
+    rendered = JSONRenderer().render(response.data) or b"null"
+    if lock is None:
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            state=IdempotencyRecord.State.DONE, response_status=response.status_code, response_body=json.loads(rendered)
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_DROPPING_LOCK, {
+            "done": IdempotencyRecord.State.DONE, "status": response.status_code, "body": rendered.decode(),
+            "record": record.pk, "lock": lock.number})
+    lock.dropped()
 
 
-def _release(record: IdempotencyRecord) -> None:
+def _release(record: IdempotencyRecord, *, lock: AdvisoryClaimLock | None = None) -> None:
+    """Delete the in-progress record so that the key can be used again (dropping the PostgreSQL claim lock with it)."""
     try:
-        IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
+        if lock is None:
+            IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(_RELEASE_DROPPING_LOCK, {
+                "record": record.pk, "in_progress": IdempotencyRecord.State.IN_PROGRESS, "lock": lock.number})
+        lock.dropped()
     except DatabaseError:
         # The connection died with the request: the record stays in progress, and a retry takes it
         # over (at once where a claim lock held it). The request's own error is the one to report.
         logger.warning("Could not release idempotency record %s", record.pk, exc_info=True)
+
+
+# --- PostgreSQL: the claim lock rides on the record's own statements ---------------------------------------------
+# A keyed request's claim, store and release each carry the claim lock's TAKE or DROP, so the lock
+# costs no round trip of its own (AdvisoryClaimLock). A statement that fails takes or drops nothing
+# that `release()` does not mend: a session advisory lock outlives the failed statement's rollback.
+
+_TABLE = f'"{IdempotencyRecord._meta.db_table}"'
+
+_CLAIM_TAKING_LOCK = f"""
+WITH claim_lock AS MATERIALIZED (SELECT {AdvisoryClaimLock.TAKE % "%(lock)s"} AS held),
+claimed AS (
+    INSERT INTO {_TABLE} ("user_id", "key", "endpoint", "fingerprint", "state", "created_at", "held_by_session")
+    SELECT %(user)s, %(key)s, %(endpoint)s, %(fingerprint)s, %(in_progress)s, %(now)s, TRUE
+    FROM claim_lock WHERE claim_lock.held
+    ON CONFLICT DO NOTHING
+    RETURNING "id"
+)
+SELECT claim_lock.held, claimed.id FROM claim_lock LEFT JOIN claimed ON TRUE
+"""
+
+# The lock is dropped after the row is written (the count waits for it), so that a retry taking the lock
+# meets the row locked until this statement commits.
+_STORE_DROPPING_LOCK = f"""
+WITH stored AS (
+    UPDATE {_TABLE} SET "state" = %(done)s, "response_status" = %(status)s, "response_body" = CAST(%(body)s AS jsonb)
+    WHERE "id" = %(record)s
+    RETURNING 1
+)
+SELECT {AdvisoryClaimLock.DROP % "%(lock)s"} FROM (SELECT count(*) FROM stored) AS written
+"""
+
+_RELEASE_DROPPING_LOCK = f"""
+WITH released AS (DELETE FROM {_TABLE} WHERE "id" = %(record)s AND "state" = %(in_progress)s RETURNING 1)
+SELECT {AdvisoryClaimLock.DROP % "%(lock)s"} FROM (SELECT count(*) FROM released) AS written
+"""
+
+
+def _claim_taking_lock(lock: AdvisoryClaimLock, *, user, key: str, endpoint: str,
+                       fingerprint: str) -> IdempotencyRecord | None:
+    """Take the claim lock and, if it was free, insert the in-progress record: one statement.
+
+    Return the new record; None when the key is there already or the lock is another's (`lock.held` says which).
+    """
+    now = timezone.now()
+    lock.taken(True)  # until the statement says otherwise: one that fails may have taken it, and release() mends that
+    with _own_transaction(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_TAKING_LOCK, {
+            "lock": lock.number, "user": user.pk, "key": key, "endpoint": endpoint, "fingerprint": fingerprint,
+            "in_progress": IdempotencyRecord.State.IN_PROGRESS, "now": now})
+        held, pk = cursor.fetchone()
+    lock.taken(held)
+    if pk is None:
+        return None
+    return IdempotencyRecord(pk=pk, user=user, key=key, endpoint=endpoint, fingerprint=fingerprint,
+                             created_at=now, held_by_session=True)
 
 
 def idempotent(handler):
@@ -231,6 +313,8 @@ def idempotent(handler):
         endpoint = f"{request.method} {request.path}"[:200]
         fingerprint = fingerprint_of(endpoint=endpoint, body=request.data)
         asked = {"user": request.user, "key": key, "endpoint": endpoint, "fingerprint": fingerprint}
+        if connection.vendor == "postgresql":
+            return _under_advisory_lock(handler, asked, view, request, *args, idempotency_key=key, **kwargs)
         with claim_lock(user_id=request.user.pk, key=key) as locked:
             if locked is False:
                 return _refuse_while_running(**asked)
@@ -242,19 +326,36 @@ def idempotent(handler):
     return wrapper
 
 
-def _run(handler, claimed: IdempotencyRecord, view, request, *args, **kwargs) -> Response:
+def _under_advisory_lock(handler, asked: dict, view, request, *args, **kwargs) -> Response:
+    """The keyed request on PostgreSQL: claimed, run and stored with the claim lock riding on those statements."""
+    lock = AdvisoryClaimLock(user_id=asked["user"].pk, key=asked["key"])
+    try:
+        claimed = _claim_taking_lock(lock, **asked)
+        if not lock.held:
+            return _refuse_while_running(**asked)
+        if claimed is None:  # the key is there already: a replay, a conflict, or a record to take over
+            claimed = _claim(**asked, locked=True)
+            if isinstance(claimed, Response):
+                return claimed
+        return _run(handler, claimed, view, request, *args, lock=lock, **kwargs)
+    finally:
+        lock.release()  # unless the store or the release dropped it
+
+
+def _run(handler, claimed: IdempotencyRecord, view, request, *args, lock: AdvisoryClaimLock | None = None,
+         **kwargs) -> Response:
     """Run the claimed request; store its outcome if a domain rule or a success decided it, else release the key."""
     try:
         response = handler(view, request, *args, **kwargs)
     except DomainError as refused:
         response = Response(domain_error_body(refused), status=refused.status)
-        _store(claimed, response)
+        _store(claimed, response, lock=lock)
         return response
     except BaseException:
-        _release(claimed)
+        _release(claimed, lock=lock)
         raise
     if 200 <= response.status_code < 300:
-        _store(claimed, response)
+        _store(claimed, response, lock=lock)
     else:
-        _release(claimed)
+        _release(claimed, lock=lock)
     return response

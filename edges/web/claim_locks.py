@@ -6,7 +6,9 @@ retry that can take the lock while the key's record is still in progress knows t
 gone (edges.api.idempotency uses this). One lock per database vendor:
 
 - PostgreSQL: a session advisory lock, held by the request's database session (the server drops it
-  when the session ends, which also covers a connection cut while its process lives on);
+  when the session ends, which also covers a connection cut while its process lives on). It is an
+  AdvisoryClaimLock: taken by the claim's own INSERT and dropped by the statement that stores or
+  releases the record (edges.api.idempotency), so it costs no round trip of its own;
 - SQLite: an exclusive `flock` on a lock file per key under VAR_DIR/locks/idempotency. A SQLite
   database lives on one machine, so a lock on that machine is exact; the kernel drops it when the
   process that holds it dies;
@@ -44,9 +46,12 @@ ClaimLock = AbstractContextManager[bool | None]
 
 
 def claim_lock(*, user_id: int, key: str) -> ClaimLock:
-    """Return the claim lock of a user's key for the database in use; hold it with `with`."""
+    """Return the claim lock of a user's key for a database other than PostgreSQL; hold it with `with`.
+
+    PostgreSQL's is an AdvisoryClaimLock, whose statements ride on the caller's.
+    """
     if connection.vendor == "postgresql":
-        return _advisory_lock(advisory_lock_id(user_id=user_id, key=key))
+        raise ValueError("On PostgreSQL the claim lock is an AdvisoryClaimLock.")
     if connection.vendor == "sqlite" and fcntl is not None:
         return _file_lock(lock_file_path(user_id=user_id, key=key))
     return nullcontext(None)
@@ -64,18 +69,40 @@ def advisory_lock_id(*, user_id: int, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-@contextmanager
-def _advisory_lock(number: int) -> Iterator[bool]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [number])
-        held = bool(cursor.fetchone()[0])
-    if not held:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        _advisory_unlock(number)
+class AdvisoryClaimLock:
+    """The claim lock of a user's key on PostgreSQL, taken and dropped inside statements the caller sends anyway.
+
+    A keyed request sends a statement to claim the key and one to store or release it; the lock's
+    own `SELECT pg_try_advisory_lock` and `SELECT pg_advisory_unlock` were two more round trips on
+    every keyed request. The caller puts TAKE into its claim (with `number` as the parameter) and
+    reports the outcome with `taken(held)`, and DROP into the statement that stores or releases
+    the record, then calls `dropped()`. Whatever happens in between, `release()` (in a `finally`)
+    drops a lock still held by a statement of its own.
+
+    A lock dropped inside a statement is free a moment before that statement commits: a retry that
+    takes it then can find the record still in progress. It is not abandoned; the retry's takeover
+    is a conditional UPDATE that waits for the row and then finds it done or gone
+    (edges.api.idempotency reads it again).
+    """
+
+    TAKE = "pg_try_advisory_lock(%s)"
+    DROP = "pg_advisory_unlock(%s)"
+
+    def __init__(self, *, user_id: int, key: str):
+        self.number = advisory_lock_id(user_id=user_id, key=key)
+        self.held = False
+
+    def taken(self, held: bool) -> None:
+        self.held = bool(held)
+
+    def dropped(self) -> None:
+        self.held = False
+
+    def release(self) -> None:
+        """Drop the lock if a statement has not dropped it already."""
+        if self.held:
+            self.held = False
+            _advisory_unlock(self.number)
 
 
 def _advisory_unlock(number: int) -> None:

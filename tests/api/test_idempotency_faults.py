@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from authority.errors import IdempotencyConflict
@@ -245,6 +246,100 @@ def test_a_grant_made_before_the_first_attempts_session_was_killed_is_the_retrys
         first.finish()
     assert Grant.objects.filter(subject_user=alice).count() == 1 and idempotency_records() == [(KEY, "done", 201)]
     assert AuditEvent.objects.filter(action="grant.created").count() == 1
+
+
+# --- PostgreSQL: the claim lock rides on the record's own statements -------------------------------
+
+
+def advisory_locks_held() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def lock_statements_of_their_own(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries
+            if q["sql"].lstrip().startswith(("SELECT pg_try_advisory_lock", "SELECT pg_advisory_unlock"))]
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's advisory claim lock")
+@pytest.mark.parametrize("outcome", ["decided", "refused", "released", "server_error"])
+@pytest.mark.django_db
+def test_a_keyed_request_takes_and_drops_its_claim_lock_in_its_own_statements(as_alice, case_owned_by_alice,
+                                                                              alice_may_refund_500, monkeypatch,
+                                                                              outcome):
+    # given a keyed request that ends each way a request can: stored (a decision, a refusal) or released
+    payload = refund(case_owned_by_alice, "1200.00" if outcome == "refused" else "200.00")
+    if outcome == "released":
+        payload["case"] = 987654  # no such case: 404, the key is released
+    if outcome == "server_error":
+        def broken(**kwargs):
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr("edges.api.views.decisions.decision_execute", broken)
+    # when it is sent
+    with CaptureQueriesContext(connection) as captured:
+        response = as_alice.post(DECISIONS, payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+    # then it answered as it should, with no lock statement of its own, and left no lock behind
+    expected = {"decided": (201, [(KEY, "done", 201)]), "refused": (403, [(KEY, "done", 403)]),
+                "released": (404, []), "server_error": (500, [])}[outcome]
+    assert (response.status_code, idempotency_records()) == expected
+    assert lock_statements_of_their_own(captured) == []
+    assert sum("pg_try_advisory_lock" in q["sql"] for q in captured.captured_queries) == 1  # in the claim
+    assert advisory_locks_held() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's advisory claim lock")
+@pytest.mark.django_db
+def test_a_claim_whose_statement_fails_leaves_no_lock_behind(as_alice, case_owned_by_alice, alice_may_refund_500,
+                                                            monkeypatch):
+    # given a claim statement that fails once it holds the lock (here: a division by zero when it does)
+    from edges.api import idempotency
+
+    monkeypatch.setattr(idempotency, "_CLAIM_TAKING_LOCK", idempotency._CLAIM_TAKING_LOCK.replace(
+        "LEFT JOIN claimed ON TRUE", "LEFT JOIN claimed ON 1 / (1 - claim_lock.held::int) = 1"))
+    # when a keyed request is sent
+    response = as_alice.post(DECISIONS, refund(case_owned_by_alice), format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+    # then it is a 500, the session holds no claim lock, and nothing was claimed or decided
+    assert_error_shape(response, 500, "server_error")
+    assert advisory_locks_held() == 0
+    assert idempotency_records() == [] and not Decision.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_retry_whose_takeover_finds_the_record_just_stored_answers_with_it(as_alice, alice, case_owned_by_alice,
+                                                                             alice_may_refund_500, monkeypatch):
+    # given a first attempt that stores its answer between the retry's read of the record (still in
+    # progress, under a claim lock nobody holds) and the retry's takeover: on PostgreSQL the store drops
+    # the lock a moment before it commits
+    from edges.api import idempotency
+
+    payload = refund(case_owned_by_alice)
+    endpoint = f"POST {DECISIONS}"
+    record = IdempotencyRecord.objects.create(user=alice, key=KEY, endpoint=endpoint,
+                                              fingerprint=fingerprint_of(endpoint=endpoint, body=payload),
+                                              created_at=timezone.now(), held_by_session=True)
+    first_answer = {"id": 4711, "stored": "by the first attempt"}
+    read_in_progress = idempotency._answer_existing
+
+    def first_attempt_stores_meanwhile(existing, **kwargs):
+        answer = read_in_progress(existing, **kwargs)
+        if answer is None:
+            IdempotencyRecord.objects.filter(pk=record.pk).update(
+                state=IdempotencyRecord.State.DONE, response_status=201, response_body=first_answer)
+        return answer
+
+    monkeypatch.setattr(idempotency, "_answer_existing", first_attempt_stores_meanwhile)
+    # when the retry arrives
+    response = as_alice.post(DECISIONS, payload, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+    # then it answers with what the first attempt stored, runs nothing, and holds no lock
+    assert response.status_code == 201 and response.json() == first_answer
+    assert response["Idempotent-Replayed"] == "true"
+    assert not Decision.objects.exists() and idempotency_records() == [(KEY, "done", 201)]
+    if connection.vendor == "postgresql":
+        assert advisory_locks_held() == 0
 
 
 # --- the services behind every keyed create know the key: a taken-over retry finds what was committed ---
