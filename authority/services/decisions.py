@@ -23,7 +23,7 @@ from h2h_core.errors import DomainError
 from h2h_core.lock_objects import ai_agent_suspended_under_share_lock, case_locked
 from h2h_core.models import Case, CaseEvent, Role
 from h2h_core.models.audit import Outcome
-from h2h_core.prepared_writes import PreparedInsert
+from h2h_core.prepared_writes import InsertBatch, PreparedInsert
 from h2h_core.services import case_require_owner, idempotency_key_validate
 from h2h_core.transactions import outermost, service_atomic
 
@@ -209,19 +209,22 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
         **decider,
     )
     snapshot = decision_snapshot(decision)
-    outbox_message_publish(
-        decision=decision,
-        topic=kind.outbox_topic,
-        payload=snapshot_value({**snapshot, "case_reference": case.reference, "customer_id": case.customer_id,
-                                "verdict": None}),
-        at=now,
-    )
-    _NEW_CASE_EVENT.create(
-        case=case, actor=actor, kind=CaseEvent.Kind.DECISION, at=now,
-        text=f"{kind.name} of {format_quantity(amount, unit=kind.unit, currency=currency)}: {rationale}",
-    )
-    audit_record(actor=actor, roles=roles, action="decision.executed", object_type="decision", object_id=decision.pk,
-                 after=snapshot, reason=rationale)
+    # The rows that record the decision name it and nothing else names them: one INSERT for them all.
+    with InsertBatch() as batch:
+        outbox_message_publish(
+            decision=decision,
+            topic=kind.outbox_topic,
+            payload=snapshot_value({**snapshot, "case_reference": case.reference, "customer_id": case.customer_id,
+                                    "verdict": None}),
+            at=now,
+            batch=batch,
+        )
+        batch.add(_NEW_CASE_EVENT, CaseEvent(
+            case=case, actor=actor, kind=CaseEvent.Kind.DECISION, at=now,
+            text=f"{kind.name} of {format_quantity(amount, unit=kind.unit, currency=currency)}: {rationale}",
+        ))
+        audit_record(actor=actor, roles=roles, action="decision.executed", object_type="decision",
+                     object_id=decision.pk, after=snapshot, reason=rationale, batch=batch)
     return decision
 
 

@@ -21,7 +21,7 @@ from h2h_core.audit import audit_record
 from h2h_core.errors import DomainError, NotAllowed
 from h2h_core.jobs import enqueue
 from h2h_core.prepared import PreparedQuery
-from h2h_core.prepared_writes import PreparedInsert
+from h2h_core.prepared_writes import InsertBatch, PreparedInsert
 from h2h_core.transactions import service_atomic
 
 NOBODY_SUBSCRIBED = "No active endpoint subscribed."
@@ -81,17 +81,22 @@ def _deliver(message: OutboxMessage, endpoints: list[WebhookEndpoint], *, at: da
 _NEW_MESSAGE = PreparedInsert(OutboxMessage)
 
 
-def outbox_message_publish(*, decision: Decision, topic: str, payload: dict, at: datetime) -> OutboxMessage:
+def outbox_message_publish(*, decision: Decision, topic: str, payload: dict, at: datetime,
+                           batch: InsertBatch | None = None) -> OutboxMessage:
     """Write what integrators must be told about an executed decision, and its deliveries and jobs.
 
     Part of the decision's transaction: the message, its deliveries and their jobs commit with the
-    decision or not at all.
+    decision or not at all. With `batch`, a message nobody subscribes to is written with the batch
+    (its key is set when the batch ends); one with subscribers is written at once, for its deliveries.
     """
     # Subscribers first: a message nobody subscribes to is written settled, not written and then settled.
     endpoints = _subscribers(topic)
     settled = {} if endpoints else {"delivered_at": at, "last_error": NOBODY_SUBSCRIBED}
-    message = _NEW_MESSAGE.create(topic=topic, decision=decision, payload=payload, created_at=at,
-                                  next_attempt_at=at, **settled)
+    message = OutboxMessage(topic=topic, decision=decision, payload=payload, created_at=at, next_attempt_at=at,
+                            **settled)
+    if batch is not None and not endpoints:
+        return batch.add(_NEW_MESSAGE, message)
+    _NEW_MESSAGE.insert(message)
     if endpoints:
         _deliver(message, endpoints, at=at)
     return message

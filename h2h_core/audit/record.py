@@ -17,7 +17,7 @@ from h2h_core.access import roles_of
 from h2h_core.lock_objects import audit_head_locked
 from h2h_core.models import AuditEvent, AuditHead
 from h2h_core.models.audit import Outcome
-from h2h_core.prepared_writes import PreparedInsert
+from h2h_core.prepared_writes import InsertBatch, PreparedInsert
 
 from .chain import GENESIS_HASH, event_hash, format_instant
 from .sealer import sealed_after_commit
@@ -82,12 +82,14 @@ def audit_record(
     after: Any = None,
     reason: str = "",
     roles: list[str] | None = None,
+    batch: InsertBatch | None = None,
 ) -> AuditEvent:
     """Record one event inside the caller's transaction: it commits or rolls back with the change.
 
     PostgreSQL: one INSERT, with the chain link (seq, prev_hash, hash) left empty; the sealer links
     it after commit (h2h_core/audit/sealer.py), so writers never
-    wait for each other here. SQLite (one writer at a time anyway): linked at once, under the head
+    wait for each other here. With `batch` that INSERT is the batch's (the event's key is set when the
+    batch ends). SQLite (one writer at a time anyway): linked at once, under the head
     row's lock, the last lock of the transaction; everything but the link is prepared before it.
     """
     if not transaction.get_connection().in_atomic_block:
@@ -111,7 +113,8 @@ def audit_record(
     }
     if sealed_after_commit():
         # The returned event carries no chain link; read it back once the sealer has run.
-        return _APPEND.create(**fields, occurred_at=timezone.now(), prev_hash="", hash="")
+        event = AuditEvent(**fields, occurred_at=timezone.now(), prev_hash="", hash="")
+        return batch.add(_APPEND, event) if batch is not None else _APPEND.insert(event)
     head = audit_head_locked()
     if head is None:  # an emptied database (tests flush it); the first writer recreates the head
         AuditHead.objects.bulk_create([AuditHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)

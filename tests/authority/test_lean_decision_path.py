@@ -46,6 +46,22 @@ def test_a_new_key_is_not_looked_up_before_the_decision_is_written(alice, case_o
     assert decision.idempotency_key == "k-new"
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="only PostgreSQL writes them together")
+def test_the_rows_that_record_a_decision_are_written_by_one_statement(alice, case_owned_by_alice):
+    # given alice may refund, and nobody subscribes to webhooks
+    GrantFactory(subject_user=alice)
+    # when she decides
+    with CaptureQueriesContext(connection) as captured:
+        decision = execute(alice, case_owned_by_alice, "200", key="k-new")
+    # then its outbox message, case event and audit event are written by one statement, and each names it
+    (together,) = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("WITH r0 AS (INSERT")]
+    for table in ("authority_outboxmessage", "h2h_core_caseevent", "h2h_core_auditevent"):
+        assert statements_on(table, captured) == [together]
+    assert OutboxMessage.objects.get().decision_id == decision.pk
+    assert case_owned_by_alice.events.filter(kind="decision").count() == 1
+    assert AuditEvent.objects.get(action="decision.executed").object_id == str(decision.pk)
+
+
 def test_a_repeat_after_the_first_spent_all_the_headroom_is_the_first_decision_not_a_refusal(alice,
                                                                                           case_owned_by_alice):
     # given alice may refund 200 per case, and spent all of it with key k1

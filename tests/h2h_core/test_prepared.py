@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from h2h_core.access import case_visible_to, cases_visible_to, roles_of
 from h2h_core.lock_objects import case_locked
-from h2h_core.models import AuditEvent, Case, Role
+from h2h_core.models import AuditEvent, Case, CaseEvent, Role
 from h2h_core.prepared import NotPreparable, PreparedQuery
-from h2h_core.prepared_writes import PreparedInsert
+from h2h_core.prepared_writes import InsertBatch, PreparedInsert
 from tests.factories import CaseFactory, UserFactory, ai_agent, role, team_manager
 
 pytestmark = pytest.mark.django_db
@@ -172,6 +172,47 @@ def test_a_prepared_insert_writes_the_row_create_writes(django_assert_num_querie
     expected = AuditEvent.objects.values().get(pk=by_orm.pk)
     assert {**stored, "id": None} == {**expected, "id": None}
     assert stored["outcome"] == "success" and stored["seq"] is None  # the model's defaults, as create applies them
+
+
+def case_event_values(case, **overrides):
+    return {"case": case, "actor": case.owner, "kind": CaseEvent.Kind.DECISION, "at": timezone.now(),
+            "text": "Refund of 12.50 EUR: double charge", **overrides}
+
+
+def test_a_batch_writes_the_rows_create_writes_in_one_statement_on_postgresql(case_owned_by_alice):
+    # given rows of two models, and the same rows as the ORM's create writes them
+    case, at = case_owned_by_alice, timezone.now()
+    rows = [(AuditEvent, audit_values(occurred_at=at)), (CaseEvent, case_event_values(case, at=at)),
+            (AuditEvent, audit_values(occurred_at=at, object_id="13"))]
+    by_orm = [model.objects.create(**values) for model, values in rows]
+    prepared = {AuditEvent: PreparedInsert(AuditEvent), CaseEvent: PreparedInsert(CaseEvent)}
+    # when a batch keeps them and its block ends
+    with CaptureQueriesContext(connection) as captured, InsertBatch() as batch:
+        kept = [batch.add(prepared[model], model(**values)) for model, values in rows]
+        keys_inside = [row.pk for row in kept]
+    # then every row is saved with its key, as create would have written it; on PostgreSQL together
+    inserts = [q["sql"] for q in captured.captured_queries if "INSERT" in q["sql"]]
+    if connection.vendor == "postgresql":
+        assert keys_inside == [None, None, None] and len(inserts) == 1 and inserts[0].startswith("WITH r0 AS")
+    else:
+        assert len(inserts) == 3
+    for row, expected in zip(kept, by_orm, strict=True):
+        assert row.pk and not row._state.adding and row._state.db == "default"
+        model = type(row)
+        assert {**model.objects.values().get(pk=row.pk), "id": None} == {
+            **model.objects.values().get(pk=expected.pk), "id": None}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="only PostgreSQL keeps rows for the block's end")
+def test_a_batch_whose_block_fails_writes_nothing(case_owned_by_alice):
+    # given a batch with rows kept, and a block that then fails
+    before = (AuditEvent.objects.count(), CaseEvent.objects.count())
+    with pytest.raises(RuntimeError), InsertBatch() as batch:  # noqa: PT012
+        batch.add(PreparedInsert(AuditEvent), AuditEvent(**audit_values()))
+        batch.add(PreparedInsert(CaseEvent), CaseEvent(**case_event_values(case_owned_by_alice)))
+        raise RuntimeError("the change failed")
+    # then none of its rows was written
+    assert (AuditEvent.objects.count(), CaseEvent.objects.count()) == before
 
 
 def test_a_prepared_insert_refuses_an_expression_and_writes_nothing():
