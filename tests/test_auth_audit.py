@@ -122,10 +122,10 @@ def test_a_revoked_api_token_is_recorded_and_stops_working(client, alice):
 
 def test_a_failed_login_whose_audit_write_fails_still_fails_plainly_and_is_logged(client, alice, monkeypatch, caplog):
     # given the audit write fails (the database refuses)
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise DatabaseError("the database refuses")
 
-    monkeypatch.setattr(audit_record_module._APPEND, "create", broken)
+    monkeypatch.setattr(audit_record_module._APPEND, "insert", broken)
     # when a login fails
     with caplog.at_level(logging.ERROR, logger="h2h.auth"):
         response = log_in(client, "alice", WRONG, request_id="req-broken-1")
@@ -137,10 +137,10 @@ def test_a_failed_login_whose_audit_write_fails_still_fails_plainly_and_is_logge
 
 def test_a_login_whose_audit_write_fails_does_not_happen(client, alice, monkeypatch):
     # given the audit write fails
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise DatabaseError("the database refuses")
 
-    monkeypatch.setattr(audit_record_module._APPEND, "create", broken)
+    monkeypatch.setattr(audit_record_module._APPEND, "insert", broken)
     client.raise_request_exception = False
     # when alice logs in with the right password
     response = log_in(client, "alice", PASSWORD)
@@ -151,10 +151,10 @@ def test_a_login_whose_audit_write_fails_does_not_happen(client, alice, monkeypa
 
 def test_a_login_whose_audit_write_loses_a_lock_race_does_not_happen_either(client, alice, monkeypatch):
     # given the audit write loses a race for the database lock (answered as "try again", not a 500)
-    def locked(**kwargs):
+    def locked(*args, **kwargs):
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(audit_record_module._APPEND, "create", locked)
+    monkeypatch.setattr(audit_record_module._APPEND, "insert", locked)
     # when alice logs in with the right password
     response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD},
                            HTTP_REFERER="http://testserver/login/")
