@@ -15,6 +15,8 @@ the same way (deferred fields, an expression as a value, a row that is not there
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.db import connections, transaction
 from django.db.models import NOT_PROVIDED, Model
 from django.db.models.signals import post_save, pre_save
@@ -96,24 +98,43 @@ def _inserted(instance: Model, pk, using: str) -> Model:
     return instance
 
 
+class Returned:
+    """How many rows a statement of an InsertBatch returned: known once the batch has run."""
+
+    rows: int | None = None
+
+
+class _Row(NamedTuple):
+    prepared: PreparedInsert
+    instance: Model
+
+
+class _Statement(NamedTuple):
+    sql: str
+    params: list
+    returned: Returned
+
+
 class InsertBatch:
     """New rows of hot models, inserted together when the block ends: on PostgreSQL in one statement.
 
-    A decision writes its outbox message, its case event and its audit event after its own row;
-    nothing reads their keys before the transaction ends, and each INSERT was a round trip of its
-    own. Inside `with InsertBatch() as batch:`, `batch.add(prepared, instance)` keeps the row, and
-    leaving the block without an error inserts every kept row in one statement of data-modifying
-    CTEs (`WITH r0 AS (INSERT … RETURNING id), r1 AS (…) SELECT (SELECT id FROM r0), …`), in the
-    order they were added, and sets their keys. The rows must not refer to each other (the CTEs
-    run as one statement), and a key is unset until the block ends. An error inside the block
-    discards the kept rows with the transaction it is failing. On other databases `add` inserts at
-    once: there a round trip costs next to nothing.
+    A decision raises its counters and writes its own row, then writes its outbox message, its case
+    event and its audit event; nothing reads what those statements return before they all have run,
+    and each was a round trip of its own. Inside `with InsertBatch() as batch:`,
+    `batch.add(prepared, instance)` keeps a row, and `batch.add_returning(sql, params)` keeps a
+    statement of its own (an INSERT or UPDATE … RETURNING, whose row count is wanted); leaving the
+    block without an error runs them all in one statement of data-modifying CTEs (`WITH r0 AS (INSERT
+    … RETURNING id), r1 AS (…) SELECT (SELECT id FROM r0), (SELECT count(*) FROM r1), …`), in the order
+    they were added, and sets the rows' keys and the statements' counts. The rows must not refer to
+    each other (the CTEs run as one statement, on one snapshot), and a key or count is unset until
+    the block ends. An error inside the block discards what it kept, with the transaction it is
+    failing. On other databases each is run at once: there a round trip costs next to nothing.
     """
 
     def __init__(self, *, using: str = "default"):
         self.using = using
         self._together = connections[using].vendor == "postgresql"
-        self._rows: list[tuple[PreparedInsert, Model]] = []
+        self._kept: list[_Row | _Statement] = []
 
     def __enter__(self) -> InsertBatch:
         return self
@@ -126,31 +147,49 @@ class InsertBatch:
         """Keep the new `instance` for the batch's INSERT (elsewhere than on PostgreSQL: insert it now)."""
         if not self._together:
             return prepared.insert(instance, using=self.using)
-        self._rows.append((prepared, instance))
+        self._kept.append(_Row(prepared, instance))
         return instance
 
+    def add_returning(self, sql: str, params: list) -> Returned:
+        """Keep `sql` (one INSERT or UPDATE … RETURNING) for the batch; the returned count is set when it has run."""
+        returned = Returned()
+        if self._together:
+            self._kept.append(_Statement(sql, params, returned))
+        else:
+            connection = connections[self.using]
+            with transaction.mark_for_rollback_on_error(self.using), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                returned.rows = len(cursor.fetchall())
+        return returned
+
     def flush(self) -> None:
-        """Insert the kept rows (one statement) and set their keys."""
-        rows, self._rows = self._rows, []
-        if not rows:
+        """Run what was kept (one statement), and set the rows' keys and the statements' counts."""
+        kept, self._kept = self._kept, []
+        if not kept:
             return
-        if len(rows) == 1:
-            prepared, instance = rows[0]
-            prepared.insert(instance, using=self.using)
+        if len(kept) == 1 and isinstance(kept[0], _Row):
+            kept[0].prepared.insert(kept[0].instance, using=self.using)
             return
         connection = connections[self.using]
-        ctes, keys, params = [], [], []
-        for i, (prepared, instance) in enumerate(rows):
-            sql, row_params = prepared.statement(instance, connection)
-            pk = connection.ops.quote_name(prepared.model._meta.concrete_model._meta.pk.column)
+        ctes, results, params = [], [], []
+        for i, item in enumerate(kept):
+            if isinstance(item, _Row):
+                sql, item_params = item.prepared.statement(item.instance, connection)
+                pk = connection.ops.quote_name(item.prepared.model._meta.concrete_model._meta.pk.column)
+                results.append(f"(SELECT {pk} FROM r{i})")
+            else:
+                sql, item_params = item.sql, item.params
+                results.append(f"(SELECT count(*) FROM r{i})")
             ctes.append(f"r{i} AS ({sql})")
-            keys.append(f"(SELECT {pk} FROM r{i})")
-            params.extend(row_params)
+            params.extend(item_params)
         with transaction.mark_for_rollback_on_error(self.using), connection.cursor() as cursor:
-            cursor.execute(f"WITH {', '.join(ctes)} SELECT {', '.join(keys)}", params)
-            pks = cursor.fetchone()
-        for (_prepared, instance), pk in zip(rows, pks, strict=True):
-            _inserted(instance, pk, self.using)
+            cursor.execute(f"WITH {', '.join(ctes)} SELECT {', '.join(results)}", params)
+            values = cursor.fetchone()
+        for item, value in zip(kept, values, strict=True):
+            if isinstance(item, _Row):
+                _inserted(item.instance, value, self.using)
+            else:
+                item.returned.rows = value
 
 
 class PreparedSave:

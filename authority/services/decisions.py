@@ -28,7 +28,7 @@ from h2h_core.services import case_require_owner, idempotency_key_validate
 from h2h_core.transactions import outermost, service_atomic
 
 from .integration import outbox_message_publish
-from .usage import usage_consume
+from .usage import usage_consume_batched
 
 # The rows every decision writes: their INSERTs compiled once per process (h2h_core.prepared_writes).
 _NEW_DECISION = PreparedInsert(Decision)
@@ -180,34 +180,39 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
                               with_approvers=False)
     if not verdict.allowed:
         raise _Refused(AuthorityDenied(verdict), verdict)
-    if not usage_consume(consumptions=verdict.consumptions, kind_id=kind.pk, agent_id=actor.pk, case_id=case.pk):
-        # Another decision spent the headroom between our read and our write: say so exactly.
-        fresh = policy.evaluate(agent=actor, kind=kind, amount=amount, currency=currency, case=case,
-                                with_approvers=False)
-        raise _Refused(AuthorityDenied(fresh), fresh)
     now = timezone.now()
     request = (
         AuthorityRequest.objects.filter(one_off_grant_id=verdict.via_one_off).first() if verdict.via_one_off else None
     )
-    decision = _NEW_DECISION.create(
-        case=case,
-        agent=actor,
-        kind=kind,
-        amount=amount,
-        currency=currency,
-        counted_amount=verdict.counted_amount,
-        counted_currency=verdict.counted_currency,
-        rate=verdict.rate,
-        rate_date=verdict.rate_date,
-        grant_id=verdict.deciding_grant_id,
-        request=request,
-        verdict=verdict.as_dict(),
-        rationale=rationale,
-        idempotency_key=key,
-        payload_fingerprint=fingerprint,
-        executed_at=now,
-        **decider,
-    )
+    # The counters are raised and the decision written by one statement; a counter that would pass its
+    # cap leaves the decision to the rollback of the refusal.
+    with InsertBatch() as batch:
+        raised = usage_consume_batched(batch=batch, consumptions=verdict.consumptions, kind_id=kind.pk,
+                                       agent_id=actor.pk, case_id=case.pk)
+        decision = batch.add(_NEW_DECISION, Decision(
+            case=case,
+            agent=actor,
+            kind=kind,
+            amount=amount,
+            currency=currency,
+            counted_amount=verdict.counted_amount,
+            counted_currency=verdict.counted_currency,
+            rate=verdict.rate,
+            rate_date=verdict.rate_date,
+            grant_id=verdict.deciding_grant_id,
+            request=request,
+            verdict=verdict.as_dict(),
+            rationale=rationale,
+            idempotency_key=key,
+            payload_fingerprint=fingerprint,
+            executed_at=now,
+            **decider,
+        ))
+    if not raised():
+        # Another decision spent the headroom between our read and our write: say so exactly.
+        fresh = policy.evaluate(agent=actor, kind=kind, amount=amount, currency=currency, case=case,
+                                with_approvers=False)
+        raise _Refused(AuthorityDenied(fresh), fresh)
     snapshot = decision_snapshot(decision)
     # The rows that record the decision name it and nothing else names them: one INSERT for them all.
     with InsertBatch() as batch:

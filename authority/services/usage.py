@@ -1,17 +1,21 @@
 """Consume usage counters exactly: never past a cap, in key order.
 
 PostgreSQL raises every counter of a decision in one statement (INSERT … ON CONFLICT DO UPDATE …
-WHERE used fits the cap … RETURNING); SQLite, whose transactions hold the whole database's write
-lock, keeps the plain path: INSERT … ON CONFLICT DO NOTHING, then one conditional UPDATE per counter.
+WHERE used fits the cap … RETURNING), which a decision sends with its own row (an InsertBatch).
+SQLite, whose transactions hold the whole database's write lock, keeps the plain path: INSERT …
+ON CONFLICT DO NOTHING, then one conditional UPDATE per counter.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from django.db import connection
 from django.db.models import F
 
 from authority.models import UsageCounter
 from authority.policy.verdict import Consumption
+from h2h_core.prepared_writes import InsertBatch
 
 
 def usage_consume(*, consumptions: list[Consumption], kind_id: int, agent_id: int | None, case_id: int | None) -> bool:
@@ -21,15 +25,35 @@ def usage_consume(*, consumptions: list[Consumption], kind_id: int, agent_id: in
     already raised. Counters are created or raised in key order, the fixed lock order that keeps
     concurrent decisions free of deadlocks.
     """
+    return _consume(consumptions, kind_id=kind_id, agent_id=agent_id, case_id=case_id, batch=None)()
+
+
+def usage_consume_batched(*, batch: InsertBatch, consumptions: list[Consumption], kind_id: int,
+                          agent_id: int | None, case_id: int | None) -> Callable[[], bool]:
+    """`usage_consume` with the counters raised by `batch`'s statement, beside the rows it writes
+    (PostgreSQL; elsewhere at once): returns what says, once the batch has run, whether all were
+    raised. When it says False the caller rolls back, the batch's rows with the counters.
+    """
+    return _consume(consumptions, kind_id=kind_id, agent_id=agent_id, case_id=case_id, batch=batch)
+
+
+def _consume(consumptions: list[Consumption], *, kind_id: int, agent_id: int | None, case_id: int | None,
+             batch: InsertBatch | None) -> Callable[[], bool]:
     ordered = sorted(consumptions, key=lambda c: c.key)
     if not ordered:
-        return True
+        return _answered(True)
     if any(c.cap is not None and c.amount > c.cap for c in ordered):
-        return False  # over the cap even on a counter at zero: nothing to ask the database
+        return _answered(False)  # over the cap even on a counter at zero: nothing to ask the database
     one_per_key = len({c.key for c in ordered}) == len(ordered)  # one statement may touch a row only once
     if connection.vendor == "postgresql" and one_per_key:
         rows = [_counter(c, kind_id=kind_id, agent_id=agent_id, case_id=case_id, used=c.amount) for c in ordered]
-        return _upsert(rows, ordered) == len(ordered)
+        sql, params = _upsert(rows, ordered)
+        if batch is not None:
+            returned = batch.add_returning(sql, params)
+            return lambda: returned.rows == len(ordered)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return _answered(len(cursor.fetchall()) == len(ordered))
     UsageCounter.objects.bulk_create(
         [_counter(c, kind_id=kind_id, agent_id=agent_id, case_id=case_id, used=0) for c in ordered],
         ignore_conflicts=True,
@@ -39,8 +63,12 @@ def usage_consume(*, consumptions: list[Consumption], kind_id: int, agent_id: in
         if consumption.cap is not None:
             counters = counters.filter(used__lte=consumption.cap - consumption.amount)
         if counters.update(used=F("used") + consumption.amount) != 1:
-            return False
-    return True
+            return _answered(False)
+    return _answered(True)
+
+
+def _answered(value: bool) -> Callable[[], bool]:
+    return lambda: value
 
 
 def _counter(c: Consumption, *, kind_id: int, agent_id: int | None, case_id: int | None, used) -> UsageCounter:
@@ -62,8 +90,9 @@ _COLUMNS = ("key", "scope", "kind_id", "agent_id", "case_id", "grant_id", "perio
             "used")
 
 
-def _upsert(rows: list[UsageCounter], ordered: list[Consumption]) -> int:
-    """Insert each counter at its amount, or raise it where it still fits its cap; return how many were.
+def _upsert(rows: list[UsageCounter], ordered: list[Consumption]) -> tuple[str, list]:
+    """The statement that inserts each counter at its amount, or raises it where it still fits its cap,
+    returning one row per counter it raised.
 
     A row whose cap would be passed is left as it is (locked, not raised) and is not returned. The
     rows go in key order, and PostgreSQL takes their locks in that order.
@@ -81,6 +110,4 @@ def _upsert(rows: list[UsageCounter], ordered: list[Consumption]) -> int:
     for c in ordered:
         if c.cap is not None:
             params.extend((c.key, c.cap - c.amount))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return len(cursor.fetchall())
+    return sql, params

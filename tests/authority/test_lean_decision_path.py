@@ -7,8 +7,8 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from authority import usage
-from authority.errors import IdempotencyConflict
+from authority import selectors, usage
+from authority.errors import AuthorityDenied, IdempotencyConflict
 from authority.models import Decision, OutboxMessage, UsageCounter
 from authority.policy.verdict import Consumption
 from authority.services import decision_execute
@@ -16,7 +16,7 @@ from authority.services.usage import usage_consume
 from h2h_core.ai_agents import AiAgentSuspended, ai_agent_suspend
 from h2h_core.models import AuditEvent, CaseCategory, CaseStatus
 from tests.api.helpers import client_for
-from tests.factories import CaseFactory, GrantFactory, ai_agent, kind
+from tests.factories import CaseFactory, GrantFactory, ai_agent, kind, set_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,8 @@ def test_a_new_key_is_not_looked_up_before_the_decision_is_written(alice, case_o
     with CaptureQueriesContext(connection) as captured:
         decision = execute(alice, case_owned_by_alice, "200", key="k-new")
     # then the decision table is only written, never read: the unique index is what tells a repeat
-    assert [sql.split(None, 1)[0] for sql in statements_on("authority_decision", captured)] == ["INSERT"]
+    (written,) = statements_on("authority_decision", captured)
+    assert 'INSERT INTO "authority_decision"' in written and not written.startswith("SELECT")
     assert decision.idempotency_key == "k-new"
 
 
@@ -54,12 +55,59 @@ def test_the_rows_that_record_a_decision_are_written_by_one_statement(alice, cas
     with CaptureQueriesContext(connection) as captured:
         decision = execute(alice, case_owned_by_alice, "200", key="k-new")
     # then its outbox message, case event and audit event are written by one statement, and each names it
-    (together,) = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("WITH r0 AS (INSERT")]
+    (together,) = statements_on("authority_outboxmessage", captured)
+    assert together.startswith("WITH r0 AS (INSERT")
     for table in ("authority_outboxmessage", "h2h_core_caseevent", "h2h_core_auditevent"):
         assert statements_on(table, captured) == [together]
     assert OutboxMessage.objects.get().decision_id == decision.pk
     assert case_owned_by_alice.events.filter(kind="decision").count() == 1
     assert AuditEvent.objects.get(action="decision.executed").object_id == str(decision.pk)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="only PostgreSQL writes them together")
+def test_the_counters_and_the_decision_are_written_by_one_statement(alice, case_owned_by_alice):
+    # given alice may refund
+    GrantFactory(subject_user=alice)
+    # when she decides
+    with CaptureQueriesContext(connection) as captured:
+        decision = execute(alice, case_owned_by_alice, "200", key="k-new")
+    # then one statement raises both her counters and writes the decision
+    (together,) = statements_on("authority_decision", captured)
+    assert 'INSERT INTO "authority_usagecounter"' in together
+    assert [sql for sql in statements_on("authority_usagecounter", captured) if not sql.startswith("SELECT")] == [
+        together]
+    assert Decision.objects.get().pk == decision.pk
+    assert sorted(UsageCounter.objects.values_list("used", flat=True)) == [Decimal("200"), Decimal("200")]
+
+
+def test_a_counter_spent_between_the_verdict_and_the_write_refuses_the_decision_and_keeps_nothing(
+        alice, case_owned_by_alice, monkeypatch):
+    # given alice may refund 500 per case, 450 of it already spent on this case
+    refund = kind("refund")
+    GrantFactory(subject_user=alice)
+    case_key = usage.case_key(case_id=case_owned_by_alice.pk, kind_code="refund", currency="EUR")
+    set_usage(case_key, "450", kind_obj=refund, scope=UsageCounter.Scope.CASE, case=case_owned_by_alice,
+              currency="EUR")
+    # and her verdict reads the counters as they were before that was spent (another decision's race)
+    real = selectors.usage_for_keys
+    reads = []
+
+    def stale_once(keys):
+        reads.append(keys)
+        return {} if len(reads) == 1 else real(keys)
+
+    monkeypatch.setattr(selectors, "usage_for_keys", stale_once)
+    events = AuditEvent.objects.count()
+    # when she refunds 100
+    with pytest.raises(AuthorityDenied) as denied:
+        execute(alice, case_owned_by_alice, "100", key="k-late")
+    # then she is refused with the headroom as it is now, and neither the decision nor a counter was kept
+    assert len(reads) == 2
+    assert denied.value.verdict.per_case_headroom == Decimal("50")
+    assert not Decision.objects.exists() and not OutboxMessage.objects.exists()
+    assert UsageCounter.objects.get(key=case_key).used == Decimal("450")
+    assert list(UsageCounter.objects.exclude(key=case_key).values_list("used", flat=True)) in ([], [Decimal("0")])
+    assert list(AuditEvent.objects.order_by("pk")[events:].values_list("action", flat=True)) == ["decision.refused"]
 
 
 def test_a_repeat_after_the_first_spent_all_the_headroom_is_the_first_decision_not_a_refusal(alice,
