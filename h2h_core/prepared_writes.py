@@ -99,9 +99,9 @@ def _inserted(instance: Model, pk, using: str) -> Model:
 
 
 class Returned:
-    """How many rows a statement of an InsertBatch returned: known once the batch has run."""
+    """What a statement of an InsertBatch returned, the first column of each row: set once the batch has run."""
 
-    rows: int | None = None
+    values: list | None = None
 
 
 class _Row(NamedTuple):
@@ -122,13 +122,14 @@ class InsertBatch:
     event and its audit event; nothing reads what those statements return before they all have run,
     and each was a round trip of its own. Inside `with InsertBatch() as batch:`,
     `batch.add(prepared, instance)` keeps a row, and `batch.add_returning(sql, params)` keeps a
-    statement of its own (an INSERT or UPDATE … RETURNING, whose row count is wanted); leaving the
-    block without an error runs them all in one statement of data-modifying CTEs (`WITH r0 AS (INSERT
-    … RETURNING id), r1 AS (…) SELECT (SELECT id FROM r0), (SELECT count(*) FROM r1), …`), in the order
-    they were added, and sets the rows' keys and the statements' counts. The rows must not refer to
-    each other (the CTEs run as one statement, on one snapshot), and a key or count is unset until
-    the block ends. An error inside the block discards what it kept, with the transaction it is
-    failing. On other databases each is run at once: there a round trip costs next to nothing.
+    statement of its own (an INSERT or UPDATE … RETURNING one column); leaving the block without an
+    error runs them all in one statement of data-modifying CTEs (`WITH r0 AS (INSERT … RETURNING id),
+    r1 AS (…) SELECT (SELECT id FROM r0), (SELECT array_agg(t.c) FROM r1 AS t(c)), …`), in the order
+    they were added, and sets the rows' keys and what the statements returned. The rows must not
+    refer to each other (the CTEs run as one statement, on one snapshot), and a key or a returned
+    value is unset until the block ends. An error inside the block discards what it kept, with the
+    transaction it is failing. On other databases each is run at once: there a round trip costs next
+    to nothing.
     """
 
     def __init__(self, *, using: str = "default"):
@@ -151,7 +152,7 @@ class InsertBatch:
         return instance
 
     def add_returning(self, sql: str, params: list) -> Returned:
-        """Keep `sql` (one INSERT or UPDATE … RETURNING) for the batch; the returned count is set when it has run."""
+        """Keep `sql` (one INSERT or UPDATE … RETURNING) for the batch; what it returns is set once it has run."""
         returned = Returned()
         if self._together:
             self._kept.append(_Statement(sql, params, returned))
@@ -159,11 +160,11 @@ class InsertBatch:
             connection = connections[self.using]
             with transaction.mark_for_rollback_on_error(self.using), connection.cursor() as cursor:
                 cursor.execute(sql, params)
-                returned.rows = len(cursor.fetchall())
+                returned.values = [row[0] for row in cursor.fetchall()]
         return returned
 
     def flush(self) -> None:
-        """Run what was kept (one statement), and set the rows' keys and the statements' counts."""
+        """Run what was kept (one statement), and set the rows' keys and what the statements returned."""
         kept, self._kept = self._kept, []
         if not kept:
             return
@@ -179,7 +180,7 @@ class InsertBatch:
                 results.append(f"(SELECT {pk} FROM r{i})")
             else:
                 sql, item_params = item.sql, item.params
-                results.append(f"(SELECT count(*) FROM r{i})")
+                results.append(f"(SELECT array_agg(t.c) FROM r{i} AS t(c))")
             ctes.append(f"r{i} AS ({sql})")
             params.extend(item_params)
         with transaction.mark_for_rollback_on_error(self.using), connection.cursor() as cursor:
@@ -189,7 +190,7 @@ class InsertBatch:
             if isinstance(item, _Row):
                 _inserted(item.instance, value, self.using)
             else:
-                item.returned.rows = value
+                item.returned.values = list(value or ())
 
 
 class PreparedSave:

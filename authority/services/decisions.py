@@ -184,8 +184,8 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
     request = (
         AuthorityRequest.objects.filter(one_off_grant_id=verdict.via_one_off).first() if verdict.via_one_off else None
     )
-    # The counters are raised and the decision written by one statement; a counter that would pass its
-    # cap leaves the decision to the rollback of the refusal.
+    # The counters are raised and the decision written by one statement; if a counter would have passed
+    # its cap, the others are lowered again and the refusal's rollback takes the decision's row.
     with InsertBatch() as batch:
         raised = usage_consume_batched(batch=batch, consumptions=verdict.consumptions, kind_id=kind.pk,
                                        agent_id=actor.pk, case_id=case.pk)
@@ -208,7 +208,7 @@ def _execute_locked(*, actor, roles, case, kind, amount, currency, rationale, ke
             executed_at=now,
             **decider,
         ))
-    if not raised():
+    if not raised.succeeded():
         # Another decision spent the headroom between our read and our write: say so exactly.
         fresh = policy.evaluate(agent=actor, kind=kind, amount=amount, currency=currency, case=case,
                                 with_approvers=False)

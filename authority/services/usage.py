@@ -1,14 +1,18 @@
-"""Consume usage counters exactly: never past a cap, in key order.
+"""Consume usage counters exactly: never past a cap, in key order, and all of them or none.
 
 PostgreSQL raises every counter of a decision in one statement (INSERT … ON CONFLICT DO UPDATE …
 WHERE used fits the cap … RETURNING), which a decision sends with its own row (an InsertBatch).
 SQLite, whose transactions hold the whole database's write lock, keeps the plain path: INSERT …
-ON CONFLICT DO NOTHING, then one conditional UPDATE per counter.
+ON CONFLICT DO NOTHING, then one conditional UPDATE per counter. Either way a consumption that could
+not raise every counter lowers again those it raised, so that what its transaction reads next (the
+fresh verdict a refusal states) is as it was.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
+from decimal import Decimal
 
 from django.db import connection
 from django.db.models import F
@@ -19,56 +23,81 @@ from h2h_core.prepared_writes import InsertBatch
 
 
 def usage_consume(*, consumptions: list[Consumption], kind_id: int, agent_id: int | None, case_id: int | None) -> bool:
-    """Raise every counter by its amount, never past its cap. Return False if one would overflow.
+    """Raise every counter by its amount, never past its cap. Return False, having raised none, if one would
+    overflow.
 
-    Must run inside the caller's transaction: on False the caller rolls back, undoing any counter
-    already raised. Counters are created or raised in key order, the fixed lock order that keeps
-    concurrent decisions free of deadlocks.
+    Must run inside the caller's transaction, which rolls back on False. Counters are created or
+    raised in key order, the fixed lock order that keeps concurrent decisions free of deadlocks.
     """
-    return _consume(consumptions, kind_id=kind_id, agent_id=agent_id, case_id=case_id, batch=None)()
+    return _consume(consumptions, kind_id=kind_id, agent_id=agent_id, case_id=case_id, batch=None).succeeded()
 
 
 def usage_consume_batched(*, batch: InsertBatch, consumptions: list[Consumption], kind_id: int,
-                          agent_id: int | None, case_id: int | None) -> Callable[[], bool]:
+                          agent_id: int | None, case_id: int | None) -> Consumed:
     """`usage_consume` with the counters raised by `batch`'s statement, beside the rows it writes
-    (PostgreSQL; elsewhere at once): returns what says, once the batch has run, whether all were
-    raised. When it says False the caller rolls back, the batch's rows with the counters.
+    (PostgreSQL; elsewhere at once). Ask `succeeded()` once the batch has run; when it is False, the
+    caller rolls back, the batch's rows with it.
     """
     return _consume(consumptions, kind_id=kind_id, agent_id=agent_id, case_id=case_id, batch=batch)
 
 
+class Consumed:
+    """The counters a consumption raised, known once its statement has run."""
+
+    def __init__(self, ordered: list[Consumption], raised: Callable[[], list[Consumption]]):
+        self._ordered = ordered
+        self._raised = raised
+
+    def succeeded(self) -> bool:
+        """True if every counter was raised; if not, lower again those that were, and return False."""
+        raised = self._raised()
+        if len(raised) == len(self._ordered):
+            return True
+        _lower(raised)
+        return False
+
+
 def _consume(consumptions: list[Consumption], *, kind_id: int, agent_id: int | None, case_id: int | None,
-             batch: InsertBatch | None) -> Callable[[], bool]:
+             batch: InsertBatch | None) -> Consumed:
     ordered = sorted(consumptions, key=lambda c: c.key)
-    if not ordered:
-        return _answered(True)
     if any(c.cap is not None and c.amount > c.cap for c in ordered):
-        return _answered(False)  # over the cap even on a counter at zero: nothing to ask the database
+        return Consumed(ordered, list)  # over the cap even on a counter at zero: nothing to ask the database
+    if not ordered:
+        return Consumed(ordered, list)
     one_per_key = len({c.key for c in ordered}) == len(ordered)  # one statement may touch a row only once
     if connection.vendor == "postgresql" and one_per_key:
         rows = [_counter(c, kind_id=kind_id, agent_id=agent_id, case_id=case_id, used=c.amount) for c in ordered]
+        by_key = {c.key: c for c in ordered}
         sql, params = _upsert(rows, ordered)
         if batch is not None:
             returned = batch.add_returning(sql, params)
-            return lambda: returned.rows == len(ordered)
+            return Consumed(ordered, lambda: [by_key[key] for key in returned.values])
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return _answered(len(cursor.fetchall()) == len(ordered))
+            keys = [row[0] for row in cursor.fetchall()]
+        return Consumed(ordered, lambda: [by_key[key] for key in keys])
     UsageCounter.objects.bulk_create(
         [_counter(c, kind_id=kind_id, agent_id=agent_id, case_id=case_id, used=0) for c in ordered],
         ignore_conflicts=True,
     )
+    raised = []
     for consumption in ordered:
         counters = UsageCounter.objects.filter(key=consumption.key)
         if consumption.cap is not None:
             counters = counters.filter(used__lte=consumption.cap - consumption.amount)
         if counters.update(used=F("used") + consumption.amount) != 1:
-            return _answered(False)
-    return _answered(True)
+            break
+        raised.append(consumption)
+    return Consumed(ordered, lambda: raised)
 
 
-def _answered(value: bool) -> Callable[[], bool]:
-    return lambda: value
+def _lower(raised: list[Consumption]) -> None:
+    """Take back what `raised` added to its counters (a consumption that could not raise them all: rare)."""
+    amounts: dict[str, Decimal] = defaultdict(Decimal)
+    for consumption in raised:
+        amounts[consumption.key] += consumption.amount
+    for key, amount in sorted(amounts.items()):
+        UsageCounter.objects.filter(key=key).update(used=F("used") - amount)
 
 
 def _counter(c: Consumption, *, kind_id: int, agent_id: int | None, case_id: int | None, used) -> UsageCounter:

@@ -103,7 +103,9 @@ def test_a_counter_spent_between_the_verdict_and_the_write_refuses_the_decision_
         execute(alice, case_owned_by_alice, "100", key="k-late")
     # then she is refused with the headroom as it is now, and neither the decision nor a counter was kept
     assert len(reads) == 2
-    assert denied.value.verdict.per_case_headroom == Decimal("50")
+    verdict = denied.value.verdict
+    assert (verdict.per_case_headroom, verdict.period_used, verdict.period_headroom) == (
+        Decimal("50"), Decimal("0"), Decimal("1000"))
     assert not Decision.objects.exists() and not OutboxMessage.objects.exists()
     assert UsageCounter.objects.get(key=case_key).used == Decimal("450")
     assert list(UsageCounter.objects.exclude(key=case_key).values_list("used", flat=True)) in ([], [Decimal("0")])
@@ -195,6 +197,7 @@ def test_a_counter_that_would_pass_its_cap_is_left_as_it_was(alice, case_owned_b
         assert usage_consume(consumptions=[case_counter, period], kind_id=refund.pk, agent_id=alice.pk,
                              case_id=case_owned_by_alice.pk) is False
         assert UsageCounter.objects.get(key=case_counter.key).used == Decimal("150")
+        assert UsageCounter.objects.filter(key="p:test").exclude(used=0).count() == 0
         transaction.set_rollback(True)
     # and 50 fits exactly
     exact = Consumption(key=case_counter.key, scope=case_counter.scope, amount=Decimal("50"), cap=Decimal("200"),
@@ -202,6 +205,29 @@ def test_a_counter_that_would_pass_its_cap_is_left_as_it_was(alice, case_owned_b
     assert usage_consume(consumptions=[exact], kind_id=refund.pk, agent_id=alice.pk,
                          case_id=case_owned_by_alice.pk) is True
     assert UsageCounter.objects.get(key=case_counter.key).used == Decimal("200")
+
+
+def test_a_consumption_that_cannot_raise_every_counter_lowers_again_those_it_raised(alice, case_owned_by_alice):
+    # given a case counter with room, and a period counter at 150 of a 200 cap (after it in key order)
+    refund = kind("refund")
+    case_counter = Consumption(key=usage.case_key(case_id=case_owned_by_alice.pk, kind_code="refund", currency="EUR"),
+                               scope=UsageCounter.Scope.CASE, amount=Decimal("60"), cap=Decimal("500"),
+                               currency="EUR")
+    UsageCounter.objects.create(key=case_counter.key, scope=case_counter.scope, kind=refund,
+                                case=case_owned_by_alice, currency="EUR", used=Decimal("100"))
+    period = Consumption(key="p:test", scope=UsageCounter.Scope.PERIOD, amount=Decimal("60"), cap=Decimal("200"),
+                         currency="EUR")
+    UsageCounter.objects.create(key=period.key, scope=period.scope, kind=refund, agent=alice, currency="EUR",
+                                used=Decimal("150"))
+    # when 60 more is consumed on both
+    with transaction.atomic():
+        consumed = usage_consume(consumptions=[period, case_counter], kind_id=refund.pk, agent_id=alice.pk,
+                                 case_id=case_owned_by_alice.pk)
+        # then it is refused, and inside the transaction both counters read as they were
+        assert consumed is False
+        assert dict(UsageCounter.objects.values_list("key", "used")) == {case_counter.key: Decimal("100"),
+                                                                         period.key: Decimal("150")}
+        transaction.set_rollback(True)
 
 
 def test_the_api_answers_a_new_decision_as_it_reads_it_back(alice, case_owned_by_alice):
