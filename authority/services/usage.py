@@ -47,14 +47,16 @@ class Consumed:
     def __init__(self, ordered: list[Consumption], raised: Callable[[], list[Consumption]]):
         self._ordered = ordered
         self._raised = raised
+        self._answer: bool | None = None
 
     def succeeded(self) -> bool:
-        """True if every counter was raised; if not, lower again those that were, and return False."""
-        raised = self._raised()
-        if len(raised) == len(self._ordered):
-            return True
-        _lower(raised)
-        return False
+        """True if every counter was raised; if not, lower again those that were (once), and return False."""
+        if self._answer is None:
+            raised = self._raised()
+            self._answer = len(raised) == len(self._ordered)
+            if not self._answer:
+                _lower(raised)
+        return self._answer
 
 
 def _consume(consumptions: list[Consumption], *, kind_id: int, agent_id: int | None, case_id: int | None,
