@@ -29,7 +29,10 @@ def usage_consume(*, consumptions: list[Consumption], kind_id: int, agent_id: in
     Must run inside the caller's transaction, which rolls back on False. Counters are created or
     raised in key order, the fixed lock order that keeps concurrent decisions free of deadlocks.
     """
-    return _consume(consumptions, kind_id=kind_id, agent_id=agent_id, case_id=case_id, batch=None).succeeded()
+    with InsertBatch() as batch:
+        consumed = usage_consume_batched(batch=batch, consumptions=consumptions, kind_id=kind_id,
+                                         agent_id=agent_id, case_id=case_id)
+    return consumed.succeeded()
 
 
 def usage_consume_batched(*, batch: InsertBatch, consumptions: list[Consumption], kind_id: int,
@@ -38,7 +41,28 @@ def usage_consume_batched(*, batch: InsertBatch, consumptions: list[Consumption]
     (PostgreSQL; elsewhere at once). Ask `succeeded()` once the batch has run; when it is False, the
     caller rolls back, the batch's rows with it.
     """
-    return _consume(consumptions, kind_id=kind_id, agent_id=agent_id, case_id=case_id, batch=batch)
+    ordered = sorted(consumptions, key=lambda c: c.key)
+    if not ordered or any(c.cap is not None and c.amount > c.cap for c in ordered):
+        return Consumed(ordered, list)  # nothing to raise, or over a cap even at zero: nothing to ask the database
+    one_per_key = len({c.key for c in ordered}) == len(ordered)  # one statement may touch a row only once
+    if connection.vendor == "postgresql" and one_per_key:
+        rows = [_counter(c, kind_id=kind_id, agent_id=agent_id, case_id=case_id, used=c.amount) for c in ordered]
+        by_key = {c.key: c for c in ordered}
+        returned = batch.add_returning(*_upsert(rows, ordered))
+        return Consumed(ordered, lambda: [by_key[key] for key in returned.values])
+    UsageCounter.objects.bulk_create(
+        [_counter(c, kind_id=kind_id, agent_id=agent_id, case_id=case_id, used=0) for c in ordered],
+        ignore_conflicts=True,
+    )
+    raised = []
+    for consumption in ordered:
+        counters = UsageCounter.objects.filter(key=consumption.key)
+        if consumption.cap is not None:
+            counters = counters.filter(used__lte=consumption.cap - consumption.amount)
+        if counters.update(used=F("used") + consumption.amount) != 1:
+            break
+        raised.append(consumption)
+    return Consumed(ordered, lambda: raised)
 
 
 class Consumed:
@@ -57,40 +81,6 @@ class Consumed:
             if not self._answer:
                 _lower(raised)
         return self._answer
-
-
-def _consume(consumptions: list[Consumption], *, kind_id: int, agent_id: int | None, case_id: int | None,
-             batch: InsertBatch | None) -> Consumed:
-    ordered = sorted(consumptions, key=lambda c: c.key)
-    if any(c.cap is not None and c.amount > c.cap for c in ordered):
-        return Consumed(ordered, list)  # over the cap even on a counter at zero: nothing to ask the database
-    if not ordered:
-        return Consumed(ordered, list)
-    one_per_key = len({c.key for c in ordered}) == len(ordered)  # one statement may touch a row only once
-    if connection.vendor == "postgresql" and one_per_key:
-        rows = [_counter(c, kind_id=kind_id, agent_id=agent_id, case_id=case_id, used=c.amount) for c in ordered]
-        by_key = {c.key: c for c in ordered}
-        sql, params = _upsert(rows, ordered)
-        if batch is not None:
-            returned = batch.add_returning(sql, params)
-            return Consumed(ordered, lambda: [by_key[key] for key in returned.values])
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            keys = [row[0] for row in cursor.fetchall()]
-        return Consumed(ordered, lambda: [by_key[key] for key in keys])
-    UsageCounter.objects.bulk_create(
-        [_counter(c, kind_id=kind_id, agent_id=agent_id, case_id=case_id, used=0) for c in ordered],
-        ignore_conflicts=True,
-    )
-    raised = []
-    for consumption in ordered:
-        counters = UsageCounter.objects.filter(key=consumption.key)
-        if consumption.cap is not None:
-            counters = counters.filter(used__lte=consumption.cap - consumption.amount)
-        if counters.update(used=F("used") + consumption.amount) != 1:
-            break
-        raised.append(consumption)
-    return Consumed(ordered, lambda: raised)
 
 
 def _lower(raised: list[Consumption]) -> None:
