@@ -10,8 +10,9 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
-from h2h_core.models import Role, Team
-from h2h_core.prepared import PreparedQuery
+from h2h_core.access import case_visible_read, case_visible_to
+from h2h_core.models import Case, Role, Team
+from h2h_core.prepared import PreparedQuery, read_together
 
 from .models import Effect, ExchangeRate, Grant, GrantStatus, UsageCounter
 
@@ -102,6 +103,26 @@ def grants_for_question(*, agent_id: int, kind_id: int, case_id: int | None, at:
     if case_id is None:
         return list(_question_grants(shadow, agent_id=agent_id, kind_id=kind_id, case_id=None, at=at))
     return _QUESTION_GRANTS.all(shape=shadow, agent_id=agent_id, kind_id=kind_id, case_id=case_id, at=at)
+
+
+def visible_case_and_question_grants(*, user, case_id: int, kind_id: int, at: datetime,
+                                     related: tuple[str, ...] = ()) -> tuple[Case | None, list[Grant]]:
+    """`case_visible_to(user, case_id)` and, for a case they may see, `grants_for_question` for `user` on it.
+
+    One statement where the visibility read is prepared (h2h_core.prepared.read_together), else the
+    two reads in turn. A case the user may not see comes with no grants.
+    """
+    visible = case_visible_read(user, case_id, related=related)
+    if visible is None:
+        case = case_visible_to(user, case_id, related=related)
+        if case is None:
+            return None, []
+        return case, grants_for_question(agent_id=user.pk, kind_id=kind_id, case_id=case_id, at=at)
+    grants = _QUESTION_GRANTS.bound(shape=False, agent_id=user.pk, kind_id=kind_id, case_id=case_id, at=at)
+    cases, found = read_together(visible, grants)
+    if not cases:
+        return None, []
+    return cases[0], sorted(found, key=lambda grant: grant.pk)  # the id order grants_for_question gives
 
 
 def has_shadow_authority(*, agent, kind_id: int, at: datetime | None = None) -> bool:

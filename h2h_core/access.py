@@ -17,7 +17,7 @@ from .case_views import parse_view_version, view_changes, view_parts
 from .errors import CaseNotOpen, DomainError, NotAllowed, NotCaseOwner, StaleView
 from .models import Case, CaseStatus, Customer, Role, Team
 from .models.cases import OPEN_STATUSES
-from .prepared import PreparedQuery, joining
+from .prepared import Bound, PreparedQuery, joining
 
 
 @dataclass(frozen=True)
@@ -136,10 +136,18 @@ def case_visible_to(user, pk: int, *, related: tuple[str, ...] = ()) -> Case | N
     compiling the queryset cost more than running it. A manager's visibility names their teams, so
     it is built afresh for them.
     """
+    read = case_visible_read(user, pk, related=related)
+    if read is None:
+        return joining(cases_visible_to(user), related).filter(pk=pk).first()
+    return read.first()
+
+
+def case_visible_read(user, pk: int, *, related: tuple[str, ...] = ()) -> Bound | None:
+    """`case_visible_to`'s read, not yet run, to be sent with others (h2h_core.prepared.read_together);
+    None for a viewer whose visibility is built afresh (a manager, or no one signed in)."""
     if not getattr(user, "is_authenticated", False) or is_manager(user):
-        queryset = joining(cases_visible_to(user), related).filter(pk=pk)
-        return queryset.first()
-    return _CASE_VISIBLE.first(shape=(bool(user.is_superuser), roles_of(user), related), user_id=user.pk, pk=pk)
+        return None
+    return _CASE_VISIBLE.bound(shape=(bool(user.is_superuser), roles_of(user), related), user_id=user.pk, pk=pk)
 
 
 def _case_visible(shape, *, user_id: int, pk: int) -> QuerySet[Case]:

@@ -50,6 +50,12 @@ class _Compiled:
     # under cProfile). None where a composite key's columns need results_iter's own handling.
     converters: dict | None = None
 
+    def selected(self, rows: list) -> list:
+        """The rows without the columns the SQL adds only to order by (a DISTINCT query's extra select)."""
+        if rows and self.compiler.has_extra_select:
+            return [row[: self.compiler.col_count] for row in rows]
+        return rows
+
     def converted(self, rows: list, *, tuple_expected: bool = False):
         """The rows as `compiler.results_iter([rows], tuple_expected=...)` gives them."""
         if self.converters is None:
@@ -80,12 +86,17 @@ class PreparedQuery:
         compiled, rows = self._run(shape, using, values)
         return _instances(compiled, rows, using)
 
+    def bound(self, *, shape: Hashable = None, using: str = "default", **values) -> Bound:
+        """The read with these values, not yet run: to be sent with others in one statement (`read_together`)."""
+        compiled, params = self._bound(shape, using, values)
+        return Bound(compiled, params, using)
+
     def rows(self, *, shape: Hashable = None, using: str = "default", **values) -> list[tuple]:
         """The rows of a values_list() queryset, as tuples (also for flat=True)."""
         compiled, rows = self._run(shape, using, values)
         return list(compiled.converted(rows, tuple_expected=True)) if rows else []
 
-    def _run(self, shape: Hashable, using: str, values: dict) -> tuple[_Compiled, list]:
+    def _bound(self, shape: Hashable, using: str, values: dict) -> tuple[_Compiled, list]:
         connection = connections[using]
         compiled = self._compiled.get((using, shape))
         if compiled is None:
@@ -93,12 +104,14 @@ class PreparedQuery:
         adapted = self._adapted(connection, values)
         params = [adapted[slot] if slot is not None else constant
                   for slot, constant in zip(compiled.slots, compiled.constants, strict=True)]
-        with connection.cursor() as cursor:
+        return compiled, params
+
+    def _run(self, shape: Hashable, using: str, values: dict) -> tuple[_Compiled, list]:
+        compiled, params = self._bound(shape, using, values)
+        with connections[using].cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
-        if rows and compiled.compiler.has_extra_select:
-            rows = [row[: compiled.compiler.col_count] for row in rows]
-        return compiled, rows
+        return compiled, compiled.selected(rows)
 
     def first(self, *, shape: Hashable = None, using: str = "default", **values) -> Model | None:
         found = self.all(shape=shape, using=using, **values)
@@ -154,6 +167,65 @@ class PreparedQuery:
         converters = None if compiler.has_composite_fields(columns) else compiler.get_converters(columns)
         return _Compiled(compiler, sql, tuple(slots), tuple(constants), getattr(queryset, "_fetch_mode", None),
                          converters)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A prepared read with its values: run alone (`all`, `first`) or with others (`read_together`)."""
+
+    compiled: _Compiled
+    params: list
+    using: str
+
+    def all(self) -> list[Model]:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(self.compiled.sql, self.params)
+            rows = cursor.fetchall()
+        return _instances(self.compiled, self.compiled.selected(rows), self.using)
+
+    def first(self) -> Model | None:
+        found = self.all()
+        return found[0] if found else None
+
+
+_END = "h2h_end_of_read_"
+
+
+def read_together(*reads: Bound) -> list[list[Model]]:
+    """The instances of each read, as its `all()` gives them, from one statement: one round trip, not one per read.
+
+    For reads that do not depend on each other's results, of a row or a few each: the statement
+    joins them (LEFT JOIN ... ON TRUE, after a one-row anchor so that an empty read empties no other),
+    so it returns the product of their rows. A read's rows come back once each, but not necessarily
+    in its ORDER BY: a caller that needs an order restores it (a LIMIT within a read still applies
+    its ORDER BY). A marker column after each read's columns tells where its columns end, whatever
+    the SQL adds to them.
+    """
+    using = {read.using for read in reads}
+    if len(using) != 1:
+        raise ValueError("Reads sent together must use one database.")
+    (using,) = using
+    joins = " ".join(f"LEFT JOIN ({read.compiled.sql}) AS r{i} ON TRUE" for i, read in enumerate(reads))
+    columns = ", ".join(f'r{i}.*, 1 AS "{_END}{i}"' for i in range(len(reads)))
+    sql = f'SELECT {columns} FROM (SELECT 1 AS "anchor") AS anchor {joins}'
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, [param for read in reads for param in read.params])
+        rows = cursor.fetchall()
+        names = [column[0] for column in cursor.description]
+    found = []
+    start = 0
+    for i, read in enumerate(reads):
+        end = names.index(f"{_END}{i}")
+        own = []
+        for row in rows:
+            # Each of the read's rows once (compared, not hashed: a column may hold a list), in the order
+            # first met; all NULL is the join finding none.
+            part = row[start:end]
+            if part not in own and any(value is not None for value in part):
+                own.append(part)
+        found.append(_instances(read.compiled, read.compiled.selected(own), using))
+        start = end + 1
+    return found
 
 
 def _instances(compiled: _Compiled, rows: list, db: str) -> list[Model]:

@@ -38,7 +38,7 @@ from .permissions import (
     roles_of,
 )
 from .reversals import may_reverse
-from .service import evaluate, evaluate_many, validate_instant
+from .service import evaluate, evaluate_many, evaluate_visible, validate_instant
 from .verdict import Consumption, GrantRef, Verdict
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "decisions_visible_to",
     "evaluate",
     "evaluate_many",
+    "evaluate_visible",
     "holds_delegation_for_team",
     "is_auditor",
     "is_manager",

@@ -6,10 +6,10 @@ from django.db.models import Value
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from h2h_core.access import case_visible_to, cases_visible_to, roles_of
+from h2h_core.access import case_visible_read, case_visible_to, cases_visible_to, roles_of
 from h2h_core.lock_objects import case_locked
 from h2h_core.models import AuditEvent, Case, CaseEvent, Role
-from h2h_core.prepared import NotPreparable, PreparedQuery
+from h2h_core.prepared import NotPreparable, PreparedQuery, read_together
 from h2h_core.prepared_writes import InsertBatch, PreparedInsert
 from tests.factories import CaseFactory, UserFactory, ai_agent, role, team_manager
 
@@ -240,3 +240,43 @@ def test_a_prepared_insert_refuses_an_expression_and_writes_nothing():
     with pytest.raises(NotPreparable):
         PreparedInsert(AuditEvent).create(**audit_values(object_id=Value("12")))
     assert AuditEvent.objects.count() == before
+
+
+def _team_cases(shape, *, team_id: int):
+    return Case.objects.filter(team_id=team_id).order_by("pk")
+
+
+_TEAM_CASES = PreparedQuery(_team_cases, ints=("team_id",))
+
+
+def visible_read(user, pk):
+    return case_visible_read(fresh(user), pk, related=RELATED)
+
+
+def test_reads_sent_together_give_what_each_gives_alone_in_one_statement(alice, carol, retention, billing):
+    # given alice's case, and three cases of the billing team
+    own = CaseFactory(owner=alice, team=retention)
+    billing_cases = CaseFactory.create_batch(3, owner=carol, team=billing)
+    read_together(visible_read(alice, own.pk), _TEAM_CASES.bound(team_id=billing.pk))  # compiled once
+    # when the visibility read of alice's case and the billing team's cases are sent together
+    reads = visible_read(alice, own.pk), _TEAM_CASES.bound(team_id=billing.pk)
+    with CaptureQueriesContext(connection) as captured:
+        cases, team_cases = read_together(*reads)
+    # then one statement gives each read's instances, each once, as the reads give them alone
+    assert len(captured) == 1
+    alone = visible_read(alice, own.pk).all()
+    assert [case.pk for case in cases] == [case.pk for case in alone] == [own.pk]
+    assert cases[0].customer == alone[0].customer and cases[0].owner.username == "alice"
+    assert sorted(case.pk for case in team_cases) == [case.pk for case in billing_cases]
+    assert {case.subject for case in team_cases} == {case.subject for case in _TEAM_CASES.all(team_id=billing.pk)}
+
+
+def test_an_empty_read_sent_together_empties_no_other(alice, carol, retention, billing):
+    # given carol's case, which alice may not see, and a team without cases
+    hidden = CaseFactory(owner=carol, team=billing)
+    # when alice's visibility read of it is sent with the billing team's cases, and with the empty team's
+    cases, team_cases = read_together(visible_read(alice, hidden.pk), _TEAM_CASES.bound(team_id=billing.pk))
+    none, nothing = read_together(visible_read(alice, hidden.pk), _TEAM_CASES.bound(team_id=retention.pk))
+    # then the empty read is empty and the other whole
+    assert cases == [] and [case.pk for case in team_cases] == [hidden.pk]
+    assert none == [] and nothing == []

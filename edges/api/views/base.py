@@ -45,11 +45,16 @@ def body(serializer_class, request) -> dict:
     return serializer.validated_data
 
 
+#: What the views read with a case they may see (the evaluation reads the customer and the owner).
+VISIBLE_CASE_RELATED = ("customer", "team", "owner")
+NOT_VISIBLE = "No such case, or you may not see it."
+
+
 def visible_case(user, pk: int) -> Case:
     """Return the case if the caller may see it; otherwise 404, whether or not it exists."""
-    case = policy.case_visible_to(user, pk, related=("customer", "team", "owner"))
+    case = policy.case_visible_to(user, pk, related=VISIBLE_CASE_RELATED)
     if case is None:
-        raise NotFound("No such case, or you may not see it.")
+        raise NotFound(NOT_VISIBLE)
     return case
 
 

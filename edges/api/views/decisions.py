@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,7 +17,7 @@ from edges.api.serializers.common import ErrorSerializer
 from edges.api.serializers.decisions import DecisionIn, DecisionOut, DecisionQuery, ReverseIn
 from edges.api.serializers.verdicts import CheckIn, KindOut, VerdictOut, verdict_data
 
-from .base import ApiMixin, ResourceViewSet, body, username_or_me, visible_case
+from .base import NOT_VISIBLE, VISIBLE_CASE_RELATED, ApiMixin, ResourceViewSet, body, username_or_me, visible_case
 
 RELATED = ("case", "agent", "kind", "reversed_by")
 
@@ -35,9 +36,11 @@ class AuthorityCheck(ApiMixin, APIView):
     def post(self, request):
         """Dry run: may I decide this kind and amount on this case now, and what is left? Changes nothing."""
         data = body(CheckIn, request)
-        case = visible_case(request.user, data["case"])
-        verdict = policy.evaluate(agent=request.user, kind=data["kind"], amount=data["amount"],
-                                  currency=data["currency"] or None, case=case)
+        verdict = policy.evaluate_visible(agent=request.user, case_id=data["case"], kind=data["kind"],
+                                          amount=data["amount"], currency=data["currency"] or None,
+                                          related=VISIBLE_CASE_RELATED)
+        if verdict is None:
+            raise NotFound(NOT_VISIBLE)
         return Response(verdict_data(verdict))
 
 
