@@ -4,10 +4,11 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from authority.models import AuthorityRequest, Decision, RequestStatus
 from h2h_core.models import AuditEvent, Role
-from tests.factories import GrantFactory, UserFactory
+from tests.factories import CaseFactory, GrantFactory, UserFactory
 
 
 @pytest.fixture
@@ -101,3 +102,27 @@ def test_auditor_reads_the_log(client, audrey, alice, case_owned_by_alice):
     client.force_login(audrey)
     log = client.get(reverse("audit:log"), {"action": "decision.executed"})
     assert log.status_code == 200 and "decision.executed" in log.text and "1 event" in log.text
+
+
+@pytest.mark.django_db
+def test_the_decision_forms_check_answers_as_the_apis_and_hides_a_case_out_of_sight(client, alice, carol, billing,
+                                                                                   case_owned_by_alice):
+    # given alice may refund up to 500 a case, and carol's case of another team
+    GrantFactory(subject_user=alice)
+    hidden = CaseFactory(owner=carol, team=billing)
+    client.force_login(alice)
+    question = {"kind": "refund", "amount": "120.00", "currency": "EUR"}
+    # when she checks an amount on her case, one beyond her limit, and an amount on carol's case
+    within = client.get(reverse("cases:check", args=[case_owned_by_alice.pk]), question)
+    beyond = client.get(reverse("cases:check", args=[case_owned_by_alice.pk]), {**question, "amount": "900.00"})
+    elsewhere = client.get(reverse("cases:check", args=[hidden.pk]), question)
+    # then the verdicts are the API's, and carol's case is not found, whether or not it exists
+    api = APIClient()
+    api.force_authenticate(alice)
+    api_verdict = api.post("/api/v1/authority-check/", {"case": case_owned_by_alice.pk, **question},
+                           format="json").json()
+    assert within.status_code == 200 and within.json()["verdict"]["allowed"] is True
+    web_headroom, api_headroom = within.json()["verdict"]["per_case_headroom"], api_verdict["per_case_headroom"]
+    assert Decimal(web_headroom) == Decimal(api_headroom) == Decimal("500")
+    assert beyond.status_code == 200 and beyond.json()["verdict"]["allowed"] is False
+    assert elsewhere.status_code == 404

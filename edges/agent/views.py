@@ -20,8 +20,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from authority import policy, selectors
+from authority.catalog import kind_for_code
 from authority.errors import AuthorityDenied
-from authority.models import AuthorityKind
 from authority.policy.verdict import Verdict
 from authority.quantities import format_quantity
 from authority.services import decision_execute
@@ -414,16 +414,19 @@ def case_resolve_view(request, pk: int):
 @require_GET
 def case_check(request, pk: int):
     """Dry-run verdict for the decision form: what is allowed, and what is left, as the amount is typed."""
-    case = _visible_case(request, pk)
-    kind = AuthorityKind.objects.filter(code=request.GET.get("kind", "")).first()
+    kind = kind_for_code(request.GET.get("kind", ""))
     if kind is None:
         return JsonResponse({"error": {"code": "invalid", "message": "Unknown kind."}}, status=400)
     try:
-        verdict = policy.evaluate(agent=request.user, kind=kind, amount=request.GET.get("amount", ""),
-                                  currency=request.GET.get("currency") or None if kind.is_money else None,
-                                  case=case)
+        # The API's authority check, as the API asks it: the case as this agent may see it, read with the grants.
+        verdict = policy.evaluate_visible(agent=request.user, case_id=pk, kind=kind,
+                                          amount=request.GET.get("amount", ""),
+                                          currency=request.GET.get("currency") or None if kind.is_money else None,
+                                          related=("customer", "owner"))
     except ValidationError as error:
         return JsonResponse({"error": {"code": "invalid", "message": error_text(error)}}, status=400)
+    if verdict is None:
+        raise Http404("No such case")
     return JsonResponse({"verdict": verdict.as_dict()})
 
 
