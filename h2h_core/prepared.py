@@ -108,10 +108,7 @@ class PreparedQuery:
 
     def _run(self, shape: Hashable, using: str, values: dict) -> tuple[_Compiled, list]:
         compiled, params = self._bound(shape, using, values)
-        with connections[using].cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
-        return compiled, compiled.selected(rows)
+        return compiled, Bound(compiled, params, using).rows()
 
     def first(self, *, shape: Hashable = None, using: str = "default", **values) -> Model | None:
         found = self.all(shape=shape, using=using, **values)
@@ -177,11 +174,14 @@ class Bound:
     params: list
     using: str
 
-    def all(self) -> list[Model]:
+    def rows(self) -> list:
+        """The rows as the database sends them, less the columns added only to order by."""
         with connections[self.using].cursor() as cursor:
             cursor.execute(self.compiled.sql, self.params)
-            rows = cursor.fetchall()
-        return _instances(self.compiled, self.compiled.selected(rows), self.using)
+            return self.compiled.selected(cursor.fetchall())
+
+    def all(self) -> list[Model]:
+        return _instances(self.compiled, self.rows(), self.using)
 
     def first(self) -> Model | None:
         found = self.all()

@@ -70,9 +70,10 @@ def evaluate(
 
 
 def evaluate_visible(*, agent, case_id: int, kind: AuthorityKind, amount, currency: str | None = None,
-                     related: tuple[str, ...] = ("customer",)) -> Verdict | None:
+                     related: tuple[str, ...] = ("customer", "owner")) -> Verdict | None:
     """The authority check: `evaluate` now on case `case_id`, read as `agent` sees it (with `related`:
-    at least its customer), or None if they may not see it (case_visible_to), evaluating nothing.
+    at least its customer, and its owner for a refusal to name), or None if they may not see it
+    (case_visible_to), evaluating nothing.
 
     The case and the agent's grants are read by one statement where the visibility read is prepared
     (every viewer but a manager): a check sends one round trip fewer than reading them in turn.

@@ -421,8 +421,7 @@ def case_check(request, pk: int):
         # The API's authority check, as the API asks it: the case as this agent may see it, read with the grants.
         verdict = policy.evaluate_visible(agent=request.user, case_id=pk, kind=kind,
                                           amount=request.GET.get("amount", ""),
-                                          currency=request.GET.get("currency") or None if kind.is_money else None,
-                                          related=("customer", "owner"))
+                                          currency=request.GET.get("currency") or None if kind.is_money else None)
     except ValidationError as error:
         return JsonResponse({"error": {"code": "invalid", "message": error_text(error)}}, status=400)
     if verdict is None:
