@@ -9,15 +9,16 @@ one (h2h_bench_request_path on PostgreSQL, a temporary file for SQLite), seeds o
 generous grant, issues a real API token and sends whole requests through Django's handler in this
 process (the test client: every middleware, token authentication, throttling, the view, the
 renderer; no socket, no HTTP server). Per request kind it prints the statements one request runs
-(CaptureQueriesContext, BEGIN/COMMIT and savepoints included, as Django reports them) and the
-wall and CPU time per request, the median of three rounds, after a warm-up. Decisions are sent
-with an Idempotency-Key, as clients are told to. With --profile KIND it times nothing and prints
-instead where that kind of request spends its time (cProfile: by cumulative and by own time, in wall
-time, or in CPU time with H2H_PROFILE_CPU=1; H2H_PROFILE_DUMP=FILE also saves the profile for
-pstats). With --pieces it times the parts of both requests on their own (the service, the
-evaluation, the visibility read, the answer, one round trip), without a profiler's distortion: what
-is left of a request once its parts are taken away is the stack every API request pays (middleware,
-authentication, throttle, parsing, rendering).
+(CaptureQueriesContext, BEGIN/COMMIT and savepoints included, as Django reports them), the wall and
+CPU time per request, the median of three rounds, after a warm-up, and on PostgreSQL the server's
+WAL flushes per request over those rounds (pg_stat_wal: the whole server's, so run it alone).
+Decisions are sent with an Idempotency-Key, as clients are told to. With --profile KIND it times
+nothing and prints instead where that kind of request spends its time (cProfile: by cumulative and
+by own time, in wall time, or in CPU time with H2H_PROFILE_CPU=1; H2H_PROFILE_DUMP=FILE also saves
+the profile for pstats). With --pieces it times the parts of both requests on their own (the
+service, the evaluation, the visibility read, the answer, one round trip), without a profiler's
+distortion: what is left of a request once its parts are taken away is the stack every API request
+pays (middleware, authentication, throttle, parsing, rendering).
 """
 
 from __future__ import annotations
@@ -94,6 +95,18 @@ def statements(send, show: bool, label: str) -> tuple[int, Counter]:
             note("  " + query["sql"][:220])
     kinds = Counter(query["sql"].split(None, 1)[0].upper() for query in captured.captured_queries)
     return len(captured.captured_queries), kinds
+
+
+def wal_flushes() -> int | None:
+    """WAL flushes so far on the PostgreSQL server (pg_stat_wal, this session's sent first); None elsewhere."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT wal_sync FROM pg_stat_wal")
+        return cursor.fetchone()[0]
 
 
 def timed(send, count: int) -> tuple[float, float]:
@@ -222,15 +235,21 @@ def main(argv: list[str] | None = None) -> None:
             for i in range(20):  # warm up: imports, caches, the connection
                 send(i)
             count, kinds = statements(send, args.show_sql, label)
+            flushes = wal_flushes()
             wall_ms, cpu_ms = timed(send, args.requests)
-            rows.append((label, count, kinds, wall_ms, cpu_ms))
+            if flushes is not None:
+                flushes = (wal_flushes() - flushes) / (args.requests // 3 * 3)
+            rows.append((label, count, kinds, wall_ms, cpu_ms, flushes))
         print(f"Database: {database_version(database.vendor)}; one client, one thread; "
               f"{args.requests} requests per kind (median of 3 rounds).\n")
-        print("| request | statements | ms per request | CPU ms per request | statements by kind |")
-        print("| --- | ---: | ---: | ---: | --- |")
-        for label, count, kinds, wall_ms, cpu_ms in rows:
+        # WAL flushes are the server's, all clients' (and the WAL writer's) together: a run alone shows the request's.
+        print("| request | statements | ms per request | CPU ms per request | WAL flushes per request "
+              "| statements by kind |")
+        print("| --- | ---: | ---: | ---: | ---: | --- |")
+        for label, count, kinds, wall_ms, cpu_ms, flushes in rows:
             by_kind = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
-            print(f"| {label} | {count} | {wall_ms:.2f} | {cpu_ms:.2f} | {by_kind} |")
+            print(f"| {label} | {count} | {wall_ms:.2f} | {cpu_ms:.2f} | "
+                  f"{'–' if flushes is None else f'{flushes:.2f}'} | {by_kind} |")
     finally:
         from django.db import connections
 
