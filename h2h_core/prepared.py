@@ -211,11 +211,14 @@ def read_together(*reads: Bound) -> list[list[Model]]:
     with connections[using].cursor() as cursor:
         cursor.execute(sql, [param for read in reads for param in read.params])
         rows = cursor.fetchall()
-        names = [column[0] for column in cursor.description]
+        ends = _ENDS.get(sql)
+        if ends is None:
+            if len(_ENDS) >= _ENDS_KEPT:
+                _ENDS.clear()
+            ends = _ENDS[sql] = _marker_positions(cursor.description, len(reads))
     found = []
     start = 0
-    for i, read in enumerate(reads):
-        end = names.index(f"{_END}{i}")
+    for read, end in zip(reads, ends, strict=True):
         own = []
         for row in rows:
             # Each of the read's rows once (compared, not hashed: a column may hold a list), in the order
@@ -226,6 +229,18 @@ def read_together(*reads: Bound) -> list[list[Model]]:
         found.append(_instances(read.compiled, read.compiled.selected(own), using))
         start = end + 1
     return found
+
+
+# Where each read's columns end, by statement: the same SQL always has the same columns, and psycopg builds
+# the cursor's description afresh at every call (for a check's hundred columns, a tenth of its CPU).
+# The statements are a few shapes of a few compiled reads; a bound keeps it small whatever callers do.
+_ENDS: dict[str, tuple[int, ...]] = {}
+_ENDS_KEPT = 256
+
+
+def _marker_positions(description, count: int) -> tuple[int, ...]:
+    names = [column[0] for column in description]
+    return tuple(names.index(f"{_END}{i}") for i in range(count))
 
 
 def _instances(compiled: _Compiled, rows: list, db: str) -> list[Model]:

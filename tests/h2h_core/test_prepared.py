@@ -280,3 +280,21 @@ def test_an_empty_read_sent_together_empties_no_other(alice, carol, retention, b
     # then the empty read is empty and the other whole
     assert cases == [] and [case.pk for case in team_cases] == [hidden.pk]
     assert none == [] and nothing == []
+
+
+def test_reads_sent_together_in_another_order_or_shape_each_get_their_own_columns(alice, carol, retention, billing):
+    # given alice's case and carol's billing case, and the same two reads already sent together once
+    own = CaseFactory(owner=alice, team=retention)
+    billing_case = CaseFactory(owner=carol, team=billing)
+    read_together(visible_read(alice, own.pk), _TEAM_CASES.bound(team_id=billing.pk))
+    # when they are sent again, then in the other order, then after a read of fewer columns
+    again = read_together(visible_read(alice, own.pk), _TEAM_CASES.bound(team_id=billing.pk))
+    swapped = read_together(_TEAM_CASES.bound(team_id=billing.pk), visible_read(alice, own.pk))
+    narrow = case_visible_read(fresh(carol), billing_case.pk, related=())
+    shifted = read_together(narrow, visible_read(alice, own.pk))
+    # then each statement's columns are split where its own reads end
+    assert [[case.pk for case in read] for read in again] == [[own.pk], [billing_case.pk]]
+    assert [[case.pk for case in read] for read in swapped] == [[billing_case.pk], [own.pk]]
+    assert [[case.pk for case in read] for read in shifted] == [[billing_case.pk], [own.pk]]
+    for read in (swapped[1], shifted[1]):
+        assert read[0].customer == own.customer and read[0].owner.username == "alice" and read[0].team == retention
