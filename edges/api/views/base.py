@@ -14,6 +14,7 @@ from authority import policy
 from edges.api.pagination import Pages
 from edges.api.parsers import JSONParser
 from edges.api.schema import ApiSchema
+from edges.api.serializers.bound import validated
 from h2h_core.models import Case
 
 User = get_user_model()
@@ -40,9 +41,8 @@ def query(serializer_class, request) -> dict:
 
 
 def body(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    """Validate the request's body with `serializer_class` (a serializer kept per process reads it)."""
+    return validated(serializer_class, request.data)
 
 
 #: What the views read with a case they may see (the evaluation reads the customer and the owner).
