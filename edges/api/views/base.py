@@ -35,9 +35,8 @@ def query(serializer_class, request) -> dict:
     A plain dict, not the QueryDict: DRF reads a blank form value as "absent", so `?status=` would
     quietly list everything; here a blank value is checked like any other and refused.
     """
-    serializer = serializer_class(data={key: request.query_params.get(key) for key in request.query_params})
-    serializer.is_valid(raise_exception=True)
-    return {key: value for key, value in serializer.validated_data.items() if value is not None}
+    asked = validated(serializer_class, {key: request.query_params.get(key) for key in request.query_params})
+    return {key: value for key, value in asked.items() if value is not None}
 
 
 def body(serializer_class, request) -> dict:
