@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from h2h_core.access import case_visible_read, case_visible_to
 from h2h_core.models import Case, Role, Team
-from h2h_core.prepared import PreparedQuery, read_together
+from h2h_core.prepared import Bound, PreparedQuery, read_together
 
 from .models import Effect, ExchangeRate, Grant, GrantStatus, UsageCounter
 
@@ -105,24 +105,45 @@ def grants_for_question(*, agent_id: int, kind_id: int, case_id: int | None, at:
     return _QUESTION_GRANTS.all(shape=shadow, agent_id=agent_id, kind_id=kind_id, case_id=case_id, at=at)
 
 
-def visible_case_and_question_grants(*, user, case_id: int, kind_id: int, at: datetime,
-                                     related: tuple[str, ...] = ()) -> tuple[Case | None, list[Grant]]:
-    """`case_visible_to(user, case_id)` and, for a case they may see, `grants_for_question` for `user` on it.
+def question_grants_and_usage(*, agent_id: int, kind_id: int, case_id: int | None, at: datetime,
+                              counters: list[str], shadow: bool = False) -> tuple[list[Grant], dict[str, Decimal]]:
+    """`grants_for_question` and `usage_for_keys(counters)`, in one statement where both are prepared
+    (h2h_core.prepared.read_together), else in turn."""
+    usage = _usage_read(counters)
+    if case_id is None or usage is None:
+        return (grants_for_question(agent_id=agent_id, kind_id=kind_id, case_id=case_id, at=at, shadow=shadow),
+                usage_for_keys(counters))
+    grants = _QUESTION_GRANTS.bound(shape=shadow, agent_id=agent_id, kind_id=kind_id, case_id=case_id, at=at)
+    found, used = read_together(grants, usage)
+    return _in_id_order(found), _used(used)
+
+
+def visible_case_and_question_inputs(*, user, case_id: int, kind_id: int, at: datetime, counters: list[str],
+                                     related: tuple[str, ...] = ()) -> tuple[Case | None, list[Grant],
+                                                                             dict[str, Decimal]]:
+    """`case_visible_to(user, case_id)` and, for a case they may see, `question_grants_and_usage` for
+    `user` on it.
 
     One statement where the visibility read is prepared (h2h_core.prepared.read_together), else the
-    two reads in turn. A case the user may not see comes with no grants.
+    visibility read and then the other two. A case the user may not see comes with nothing else.
     """
     visible = case_visible_read(user, case_id, related=related)
-    if visible is None:
+    usage = _usage_read(counters)
+    if visible is None or usage is None:
         case = case_visible_to(user, case_id, related=related)
         if case is None:
-            return None, []
-        return case, grants_for_question(agent_id=user.pk, kind_id=kind_id, case_id=case_id, at=at)
+            return None, [], {}
+        return case, *question_grants_and_usage(agent_id=user.pk, kind_id=kind_id, case_id=case_id, at=at,
+                                                counters=counters)
     grants = _QUESTION_GRANTS.bound(shape=False, agent_id=user.pk, kind_id=kind_id, case_id=case_id, at=at)
-    cases, found = read_together(visible, grants)
+    cases, found, used = read_together(visible, grants, usage)
     if not cases:
-        return None, []
-    return cases[0], sorted(found, key=lambda grant: grant.pk)  # the id order grants_for_question gives
+        return None, [], {}
+    return cases[0], _in_id_order(found), _used(used)
+
+
+def _in_id_order(grants: list[Grant]) -> list[Grant]:
+    return sorted(grants, key=lambda grant: grant.pk)  # the order grants_for_question gives
 
 
 def has_shadow_authority(*, agent, kind_id: int, at: datetime | None = None) -> bool:
@@ -227,20 +248,32 @@ def grant_lapsed_for_agent(*, agent, kind_id: int, at: datetime) -> Grant | None
 
 
 def usage_for_keys(keys: list[str]) -> dict[str, Decimal]:
+    """{key: used} for the counters among `keys` that exist (a counter not yet written has used nothing)."""
     if not keys:
         return {}
     if len(keys) > PREPARED_KEYS:
         return dict(UsageCounter.objects.filter(key__in=keys).values_list("key", "used"))
-    # Compiled once per number of keys (h2h_core.prepared): an evaluation reads two or three.
+    return _used(_usage_read(keys).all())
+
+
+def _usage_read(keys: list[str]) -> Bound | None:
+    """The read of the counters among `keys`, not yet run; None for none, or more than PREPARED_KEYS."""
+    if not keys or len(keys) > PREPARED_KEYS:
+        return None
+    # Compiled once per number of keys (h2h_core.prepared): an evaluation reads from two to five.
     prepared = _USAGE_FOR.get(len(keys))
     if prepared is None:
         names = tuple(f"key{i}" for i in range(len(keys)))
         prepared = _USAGE_FOR[len(keys)] = PreparedQuery(_usage_for, texts=names)
-    return dict(prepared.rows(**{f"key{i}": key for i, key in enumerate(keys)}))
+    return prepared.bound(**{f"key{i}": key for i, key in enumerate(keys)})
 
 
-def _usage_for(shape, **keys: str) -> QuerySet:
-    return UsageCounter.objects.filter(key__in=list(keys.values())).values_list("key", "used")
+def _usage_for(shape, **keys: str) -> QuerySet[UsageCounter]:
+    return UsageCounter.objects.filter(key__in=list(keys.values())).only("key", "used")
+
+
+def _used(counters: list[UsageCounter]) -> dict[str, Decimal]:
+    return {counter.key: counter.used for counter in counters}
 
 
 _USAGE_FOR: dict[int, PreparedQuery] = {}

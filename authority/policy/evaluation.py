@@ -101,6 +101,22 @@ def counters_needed(question: Question, grants: Iterable[Grant]) -> list[str]:
     return sorted(keys)
 
 
+def counters_foreseen(*, agent_id: int, kind_code: str, case_id: int, currency: str, at: datetime,
+                      tz: ZoneInfo) -> list[str]:
+    """The counters a resolution reads when the agent's grants are kept in `currency`, as most are:
+    the case's counter and the agent's bucket now of every period, named before the grants are read.
+
+    Only so that the counters can be read in the statement that reads the grants. What a resolution
+    reads is still counters_needed's answer once the grants are known; a key it needs that is not
+    foreseen here (a grant in another currency, a one-off grant) is read after.
+    """
+    keys = [usage.case_key(case_id=case_id, kind_code=kind_code, currency=currency)]
+    for period in PERIOD_CAP_NAME:  # every period with buckets
+        keys.append(usage.period_key(agent_id=agent_id, kind_code=kind_code, currency=currency, period=period,
+                                     start=periods.bucket_start(period, at, tz)))
+    return sorted(keys)
+
+
 def _generosity(grant: Grant, currency: str) -> tuple:
     return (
         grant.currency == currency,

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -18,7 +20,7 @@ from authority.quantities import parse_amount
 from h2h_core.models import Case
 from h2h_core.organisation import current_organisation
 
-from .evaluation import Question, counters_needed, currencies_needed, needs_lapsed_grant, resolve
+from .evaluation import Question, counters_foreseen, counters_needed, currencies_needed, needs_lapsed_grant, resolve
 from .verdict import Verdict
 
 EARLIEST_YEAR = 2000
@@ -54,19 +56,23 @@ def evaluate(
     With `shadow`, the agent's shadow grants speak as if they were live: the answer is what the
     agent would have been allowed, had they been promoted (it names no approvers).
 
-    Queries: grants (1), usage counters (1, only when a grant speaks), exchange rates (1, only when
-    the deciding grant or a one-off grant of the case is in another currency), and the grant that
-    lapsed last (1, only when nothing of the kind is in force). History never adds a query: usage is
-    kept in counters. Pass `case` with its customer loaded (select_related) to keep it that way.
+    Queries: the grants, with the usage counters they most likely need (1: counters_foreseen);
+    other counters a grant needs (1, only for a grant in another currency or a one-off grant);
+    exchange rates (1, only when the deciding grant or a one-off grant of the case is in another
+    currency); the grant that lapsed last (1, only when nothing of the kind is in force). History
+    never adds a query: usage is kept in counters. Pass `case` with its customer loaded
+    (select_related) to keep it that way.
 
     A refusal an approval can lift (anything but a suspension) also names the approver pool
     (approvals.approver_pool, a fixed handful of queries) unless `with_approvers` is False.
     """
     amount = parse_amount(amount, kind=kind, currency=currency)
     at = validate_instant(at)
-    grants = selectors.grants_for_question(agent_id=agent.pk, kind_id=kind.pk, case_id=case.pk, at=at, shadow=shadow)
+    foreseen = _counters_foreseen(agent_id=agent.pk, kind=kind, case_id=case.pk, currency=currency, at=at)
+    grants, used = selectors.question_grants_and_usage(agent_id=agent.pk, kind_id=kind.pk, case_id=case.pk, at=at,
+                                                       counters=foreseen, shadow=shadow)
     return _evaluated(agent=agent, kind=kind, amount=amount, currency=currency, case=case, at=at, grants=grants,
-                      with_approvers=with_approvers, shadow=shadow)
+                      foreseen=Foreseen(keys=foreseen, used=used), with_approvers=with_approvers, shadow=shadow)
 
 
 def evaluate_visible(*, agent, case_id: int, kind: AuthorityKind, amount, currency: str | None = None,
@@ -75,25 +81,44 @@ def evaluate_visible(*, agent, case_id: int, kind: AuthorityKind, amount, curren
     at least its customer, and its owner for a refusal to name), or None if they may not see it
     (case_visible_to), evaluating nothing.
 
-    The case and the agent's grants are read by one statement where the visibility read is prepared
-    (every viewer but a manager): a check sends one round trip fewer than reading them in turn.
+    The case, the agent's grants and the counters they most likely need are read by one statement
+    where the visibility read is prepared (every viewer but a manager): one round trip, not three.
     """
     at = timezone.now()
-    case, grants = selectors.visible_case_and_question_grants(user=agent, case_id=case_id, kind_id=kind.pk, at=at,
-                                                              related=related)
+    foreseen = _counters_foreseen(agent_id=agent.pk, kind=kind, case_id=case_id, currency=currency, at=at)
+    case, grants, used = selectors.visible_case_and_question_inputs(user=agent, case_id=case_id, kind_id=kind.pk,
+                                                                    at=at, counters=foreseen, related=related)
     if case is None:
         return None
     amount = parse_amount(amount, kind=kind, currency=currency)
     return _evaluated(agent=agent, kind=kind, amount=amount, currency=currency, case=case, at=at, grants=grants,
-                      with_approvers=True, shadow=False)
+                      foreseen=Foreseen(keys=foreseen, used=used), with_approvers=True, shadow=False)
+
+
+@dataclass(frozen=True)
+class Foreseen:
+    """Counters read before the grants were known (`keys`), and what those of them that exist have used."""
+
+    keys: list[str]
+    used: dict[str, Decimal]
+
+
+def _counters_foreseen(*, agent_id: int, kind: AuthorityKind, case_id: int, currency: str | None,
+                       at: datetime) -> list[str]:
+    return counters_foreseen(agent_id=agent_id, kind_code=kind.code, case_id=case_id, currency=currency or "",
+                             at=at, tz=current_organisation().tz)
 
 
 def _evaluated(*, agent, kind: AuthorityKind, amount, currency: str | None, case: Case, at: datetime,
-               grants: list, with_approvers: bool, shadow: bool) -> Verdict:
-    """The verdict on a parsed question, given the grants that could speak for the agent (in id order)."""
+               grants: list, foreseen: Foreseen, with_approvers: bool, shadow: bool) -> Verdict:
+    """The verdict on a parsed question, given the grants that could speak for the agent (in id order) and
+    the counters read with them; the counters it needs beyond those are read here."""
     question = _question(agent_id=agent.pk, kind=kind, amount=amount, currency=currency, case=case, at=at,
                          agent_name=agent.get_username())
-    used = selectors.usage_for_keys(counters_needed(question, grants))
+    needed = counters_needed(question, grants)
+    asked = set(foreseen.keys)
+    used = {key: foreseen.used[key] for key in needed if key in foreseen.used}
+    used.update(selectors.usage_for_keys([key for key in needed if key not in asked]))
     rates = selectors.latest_rates(
         from_currency=question.currency,
         to_currencies=currencies_needed(question, grants),

@@ -89,14 +89,15 @@ def test_a_counter_spent_between_the_verdict_and_the_write_refuses_the_decision_
     set_usage(case_key, "450", kind_obj=refund, scope=UsageCounter.Scope.CASE, case=case_owned_by_alice,
               currency="EUR")
     # and her verdict reads the counters as they were before that was spent (another decision's race)
-    real = selectors.usage_for_keys
+    real = selectors.question_grants_and_usage
     reads = []
 
-    def stale_once(keys):
-        reads.append(keys)
-        return {} if len(reads) == 1 else real(keys)
+    def stale_once(**question):
+        grants, used = real(**question)
+        reads.append(question["counters"])
+        return (grants, {}) if len(reads) == 1 else (grants, used)
 
-    monkeypatch.setattr(selectors, "usage_for_keys", stale_once)
+    monkeypatch.setattr(selectors, "question_grants_and_usage", stale_once)
     events = AuditEvent.objects.count()
     # when she refunds 100
     with pytest.raises(AuthorityDenied) as denied:
